@@ -1,0 +1,277 @@
+//! Bodies of the HTTPS API (`/v1/...`), shared by the gateway and the CLI.
+//!
+//! Requests carry typed, validated fields: a body that does not parse is refused with a 400 and
+//! a message naming the field. Responses are plain views.
+
+use serde::{Deserialize, Serialize};
+
+use crate::audit::{ChainError, Record};
+use crate::model::{
+    Fingerprint, GrantId, GrantObject, GrantStatus, GroupName, Login, PortSpec, Protocol, Reason,
+    Role, Subject, TargetAddress, TargetName, UserName, UserState,
+};
+use crate::time::Timestamp;
+
+/// Prefix of every API path.
+pub const API_PREFIX: &str = "/v1";
+
+/// `POST /v1/users`
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateUser {
+    /// Name.
+    pub name: UserName,
+    /// At least one role.
+    pub roles: Vec<Role>,
+    /// Groups.
+    #[serde(default)]
+    pub groups: Vec<GroupName>,
+}
+
+/// `PUT /v1/users/{name}/groups`
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetGroups {
+    /// The user's groups from now on.
+    pub groups: Vec<GroupName>,
+}
+
+/// A user.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct UserView {
+    /// Name (also its id).
+    pub id: UserName,
+    /// Roles.
+    pub roles: Vec<Role>,
+    /// Groups.
+    pub groups: Vec<GroupName>,
+    /// Active or disabled.
+    pub state: UserState,
+    /// When added.
+    pub created_at: Timestamp,
+}
+
+/// `POST /v1/users/{name}/keys`
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddKey {
+    /// One OpenSSH public key line.
+    pub public_key: String,
+}
+
+/// A registered SSH public key.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct KeyView {
+    /// SHA-256 fingerprint (also its id).
+    pub id: Fingerprint,
+    /// Owner.
+    pub user: UserName,
+    /// Algorithm.
+    pub algorithm: String,
+    /// Comment.
+    pub comment: String,
+    /// The public key line.
+    pub public_key: String,
+    /// When added.
+    pub created_at: Timestamp,
+}
+
+/// `POST /v1/targets`
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTarget {
+    /// Name.
+    pub name: TargetName,
+    /// HOST:PORT.
+    pub address: TargetAddress,
+    /// Pinned SSH host key (one OpenSSH public key line).
+    #[serde(default)]
+    pub host_key: Option<String>,
+}
+
+/// A target.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TargetView {
+    /// Name (also its id).
+    pub id: TargetName,
+    /// HOST:PORT.
+    pub address: TargetAddress,
+    /// Pinned host key line.
+    pub host_key: Option<String>,
+    /// Its fingerprint.
+    pub host_key_fingerprint: Option<Fingerprint>,
+    /// When added.
+    pub created_at: Timestamp,
+}
+
+/// `POST /v1/grants`. The window is `not_before` (default now) to `expires_at`, or to
+/// `not_before + duration_secs`; exactly one of the two ends may be given (default 8 hours).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateGrant {
+    /// User or @group.
+    pub subject: Subject,
+    /// Target or CIDR.
+    pub object: GrantObject,
+    /// Protocols (default `ssh`).
+    #[serde(default)]
+    pub protocols: Vec<Protocol>,
+    /// Ports (default: the target's port, or 22 for SSH to a CIDR).
+    #[serde(default)]
+    pub ports: Option<PortSpec>,
+    /// Remote logins, for `ssh-proxy`.
+    #[serde(default)]
+    pub logins: Vec<Login>,
+    /// Start.
+    #[serde(default)]
+    pub not_before: Option<Timestamp>,
+    /// End.
+    #[serde(default)]
+    pub expires_at: Option<Timestamp>,
+    /// Length, from the start.
+    #[serde(default)]
+    pub duration_secs: Option<u64>,
+    /// Why.
+    pub reason: Reason,
+}
+
+/// A grant.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct GrantView {
+    /// Id.
+    pub id: GrantId,
+    /// User or @group.
+    pub subject: Subject,
+    /// Target or CIDR.
+    pub object: GrantObject,
+    /// Protocols.
+    pub protocols: Vec<Protocol>,
+    /// Ports.
+    pub ports: PortSpec,
+    /// Remote logins.
+    pub logins: Vec<Login>,
+    /// Start.
+    pub not_before: Timestamp,
+    /// End.
+    pub expires_at: Timestamp,
+    /// Why.
+    pub reason: Reason,
+    /// By whom.
+    pub granted_by: UserName,
+    /// When created.
+    pub created_at: Timestamp,
+    /// Status now.
+    pub status: GrantStatus,
+    /// When revoked.
+    pub revoked_at: Option<Timestamp>,
+    /// By whom revoked.
+    pub revoked_by: Option<UserName>,
+}
+
+/// `GET /v1/audit/events` query.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditQuery {
+    /// Events by or about this user.
+    #[serde(default)]
+    pub user: Option<String>,
+    /// Events of this type (`access.grant.create`) or prefix (`access.grant`).
+    #[serde(default, rename = "type")]
+    pub event_type: Option<String>,
+    /// Events about this target.
+    #[serde(default)]
+    pub target: Option<String>,
+    /// Events of this session.
+    #[serde(default)]
+    pub session: Option<String>,
+    /// From (inclusive).
+    #[serde(default)]
+    pub since: Option<Timestamp>,
+    /// Until (exclusive).
+    #[serde(default)]
+    pub until: Option<Timestamp>,
+    /// Only records after this sequence number.
+    #[serde(default)]
+    pub after_seq: Option<u64>,
+    /// At most this many (default 100, at most 10,000).
+    #[serde(default)]
+    pub limit: Option<u32>,
+}
+
+/// `GET /v1/audit/events` answer.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AuditPage {
+    /// Matching records, oldest first.
+    pub events: Vec<Record>,
+    /// Pass as `after_seq` for the next page; absent on the last page.
+    pub next_after_seq: Option<u64>,
+}
+
+/// `POST /v1/audit/verify` answer.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct VerifyView {
+    /// Whether the whole journal verified.
+    pub ok: bool,
+    /// Records checked.
+    pub count: u64,
+    /// The last good sequence number.
+    pub head_seq: u64,
+    /// The last good hash.
+    pub head_hash: String,
+    /// What is broken, if anything.
+    pub error: Option<ChainError>,
+    /// The first broken sequence number, if any.
+    pub first_bad_seq: Option<u64>,
+}
+
+/// `POST /v1/tokens`: an admin issues an API token for a user.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssueToken {
+    /// For whom.
+    pub user: UserName,
+    /// Lifetime in seconds (default 1 hour, at most 24 hours).
+    #[serde(default)]
+    pub ttl_secs: Option<u64>,
+}
+
+/// An issued API token.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TokenView {
+    /// The token's id (`jti`).
+    pub id: String,
+    /// For whom.
+    pub user: UserName,
+    /// The bearer token. Shown once.
+    pub token: String,
+    /// Until when.
+    pub expires_at: Timestamp,
+}
+
+/// `GET /v1/whoami`
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct WhoAmI {
+    /// The caller.
+    pub user: UserName,
+    /// Their roles.
+    pub roles: Vec<Role>,
+    /// When their token expires.
+    pub token_expires_at: Timestamp,
+}
+
+/// Every error answer: `{"error": {"code": "...", "message": "..."}}`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ErrorDetail,
+}
+
+/// A stable code and a readable message.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ErrorDetail {
+    /// Stable, machine-readable (`invalid_request`, `not_found`, `conflict`, `unauthorized`,
+    /// `forbidden`, `payload_too_large`, `internal`, …).
+    pub code: String,
+    /// For people.
+    pub message: String,
+}

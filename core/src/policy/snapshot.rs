@@ -1,0 +1,154 @@
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+
+use crate::model::{
+    Fingerprint, Grant, GrantId, GrantObject, Login, PortSpec, ProtocolSet, Subject, Target,
+    TargetName, User, UserName, UserState,
+};
+use crate::time::Timestamp;
+
+/// One grant, flattened for the lookup path.
+#[derive(Clone, Debug)]
+pub(super) struct CompiledGrant {
+    pub(super) id: GrantId,
+    pub(super) object: CompiledObject,
+    pub(super) protocols: ProtocolSet,
+    pub(super) ports: PortSpec,
+    pub(super) logins: Vec<Login>,
+    pub(super) not_before: Timestamp,
+    pub(super) expires_at: Timestamp,
+}
+
+#[derive(Clone, Debug)]
+pub(super) enum CompiledObject {
+    Target {
+        name: TargetName,
+        ip: Option<IpAddr>,
+    },
+    Cidr(IpNet),
+}
+
+#[derive(Debug, Default)]
+pub(super) struct UserEntry {
+    pub(super) active: bool,
+    pub(super) keys: HashSet<Fingerprint>,
+    pub(super) grants: Vec<CompiledGrant>,
+}
+
+/// Everything the policy needs, compiled for fast lookups. Immutable; replaced whole.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    pub(super) version: u64,
+    pub(super) users: HashMap<UserName, UserEntry>,
+    pub(super) targets: HashMap<TargetName, Target>,
+}
+
+impl Snapshot {
+    /// Compiles the control plane's state. Revoked grants are left out; grants to a group are
+    /// copied to each member; grants to unknown users or targets match nothing.
+    pub fn compile(
+        version: u64,
+        users: &[User],
+        keys: &[(UserName, Fingerprint)],
+        targets: &[Target],
+        grants: &[Grant],
+    ) -> Self {
+        let targets: HashMap<TargetName, Target> = targets
+            .iter()
+            .map(|t| (t.name.clone(), t.clone()))
+            .collect();
+        let mut entries: HashMap<UserName, UserEntry> = users
+            .iter()
+            .map(|u| {
+                let entry = UserEntry {
+                    active: u.state == UserState::Active,
+                    ..UserEntry::default()
+                };
+                (u.name.clone(), entry)
+            })
+            .collect();
+        for (user, fp) in keys {
+            if let Some(e) = entries.get_mut(user) {
+                e.keys.insert(fp.clone());
+            }
+        }
+        for g in grants.iter().filter(|g| g.revoked.is_none()) {
+            let object = match &g.object {
+                GrantObject::Target(name) => match targets.get(name) {
+                    Some(t) => CompiledObject::Target {
+                        name: name.clone(),
+                        ip: t.address.host.ip(),
+                    },
+                    None => continue,
+                },
+                GrantObject::Cidr(net) => CompiledObject::Cidr(*net),
+            };
+            let compiled = CompiledGrant {
+                id: g.id,
+                object,
+                protocols: g.protocols,
+                ports: g.ports.clone(),
+                logins: g.logins.iter().cloned().collect(),
+                not_before: g.not_before,
+                expires_at: g.expires_at,
+            };
+            match &g.subject {
+                Subject::User(u) => {
+                    if let Some(e) = entries.get_mut(u) {
+                        e.grants.push(compiled);
+                    }
+                }
+                Subject::Group(group) => {
+                    for u in users.iter().filter(|u| u.groups.contains(group)) {
+                        if let Some(e) = entries.get_mut(&u.name) {
+                            e.grants.push(compiled.clone());
+                        }
+                    }
+                }
+            }
+        }
+        Self {
+            version,
+            users: entries,
+            targets,
+        }
+    }
+
+    /// The control plane's version this snapshot was compiled from.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// A registered target.
+    pub fn target(&self, name: &TargetName) -> Option<&Target> {
+        self.targets.get(name)
+    }
+
+    /// The first instant after `now` at which some grant opens or closes, so that a timer can
+    /// announce it on the change feed.
+    pub fn next_transition_after(&self, now: Timestamp) -> Option<Timestamp> {
+        self.users
+            .values()
+            .flat_map(|e| e.grants.iter())
+            .flat_map(|g| [g.not_before, g.expires_at])
+            .filter(|t| *t > now)
+            .min()
+    }
+
+    /// Grants in force for `user` at `now` (for "what may I reach" listings).
+    pub fn active_grants(&self, user: &UserName, now: Timestamp) -> Vec<GrantId> {
+        self.users
+            .get(user)
+            .filter(|e| e.active)
+            .map(|e| {
+                e.grants
+                    .iter()
+                    .filter(|g| g.not_before <= now && now < g.expires_at)
+                    .map(|g| g.id)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
