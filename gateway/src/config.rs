@@ -1,0 +1,261 @@
+//! `sallyportd run` configuration: a TOML file, validated once at start-up with errors that
+//! name the key. Example with every key: `packaging/sallyportd.example.toml`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::secrets::SsmPath;
+
+/// The whole file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// This gateway's name in audit records and log streams (default: the host name).
+    #[serde(default)]
+    pub instance: Option<String>,
+    /// Where the gateway keeps state (the SQLite file by default). Default `/var/lib/sallyport`.
+    #[serde(default = "default_state_dir")]
+    pub state_dir: PathBuf,
+    /// The control-plane store.
+    #[serde(default)]
+    pub store: StoreConfig,
+    /// Where the gateway's secrets come from.
+    pub secrets: SecretsConfig,
+    /// The HTTPS API.
+    #[serde(default)]
+    pub api: ApiConfig,
+}
+
+/// `[store]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `sqlite://PATH` or `postgres://USER:PASSWORD@HOST/DB?sslmode=verify-full&sslrootcert=CA`.
+    /// Default: `sqlite://STATE_DIR/sallyport.db`.
+    #[serde(default)]
+    pub url: Option<String>,
+}
+
+/// `[secrets]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretsConfig {
+    /// SSM Parameter Store path holding the five SecureStrings (`sallyportd secrets init`).
+    pub ssm_path: String,
+    /// AWS region (default: from the environment / instance metadata).
+    #[serde(default)]
+    pub region: Option<String>,
+    /// Endpoint override (VPC endpoint, or a local test endpoint).
+    #[serde(default)]
+    pub endpoint_url: Option<String>,
+}
+
+/// `[api]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Listen address. Default `0.0.0.0:8443`.
+    #[serde(default = "default_api_listen")]
+    pub listen: SocketAddr,
+    /// PEM certificate chain; with `tls_key_file`. Without both, a CA and certificate are made
+    /// in memory at start-up and the CA is written to `STATE_DIR/api-ca.pem`.
+    #[serde(default)]
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key for `tls_cert_file`.
+    #[serde(default)]
+    pub tls_key_file: Option<PathBuf>,
+    /// Names (DNS or IP) for the generated certificate. Default: `localhost` and the listen IP.
+    #[serde(default)]
+    pub names: Vec<String>,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            listen: default_api_listen(),
+            tls_cert_file: None,
+            tls_key_file: None,
+            names: Vec::new(),
+        }
+    }
+}
+
+fn default_state_dir() -> PathBuf {
+    PathBuf::from("/var/lib/sallyport")
+}
+
+fn default_api_listen() -> SocketAddr {
+    SocketAddr::from(([0, 0, 0, 0], 8443))
+}
+
+/// A configuration that cannot be used, naming the key.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The TOML does not parse or has unknown or mistyped keys.
+    #[error("{path}: {message}")]
+    Parse {
+        /// The file.
+        path: String,
+        /// What the parser said, with the key.
+        message: String,
+    },
+    /// A value is not acceptable.
+    #[error("{path}: {key}: {message}")]
+    Invalid {
+        /// The file.
+        path: String,
+        /// The key.
+        key: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl Config {
+    /// Reads and validates a file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: shown.clone(),
+            source,
+        })?;
+        Self::parse(&text, &shown)
+    }
+
+    /// Parses and validates TOML text; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Self, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: origin.to_owned(),
+            message: e.to_string(),
+        })?;
+        config.validate(origin)?;
+        Ok(config)
+    }
+
+    fn validate(&self, origin: &str) -> Result<(), ConfigError> {
+        let invalid = |key, message: String| ConfigError::Invalid {
+            path: origin.to_owned(),
+            key,
+            message,
+        };
+        SsmPath::parse(&self.secrets.ssm_path)
+            .map_err(|e| invalid("secrets.ssm_path", e.to_string()))?;
+        if let Some(url) = &self.store.url {
+            let ok = url.starts_with("sqlite:")
+                || url.starts_with("postgres://")
+                || url.starts_with("postgresql://");
+            if !ok {
+                return Err(invalid(
+                    "store.url",
+                    "expected sqlite://PATH or postgres://…".into(),
+                ));
+            }
+            if url.starts_with("postgres") && !url.contains("sslmode=verify-full") {
+                tracing::warn!("store.url does not ask for sslmode=verify-full; the database's identity is not verified");
+            }
+        }
+        if self.api.tls_cert_file.is_some() != self.api.tls_key_file.is_some() {
+            return Err(invalid(
+                "api.tls_cert_file",
+                "tls_cert_file and tls_key_file go together".into(),
+            ));
+        }
+        if let Some(instance) = &self.instance {
+            let ok = !instance.is_empty()
+                && instance.len() <= 64
+                && instance
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+            if !ok {
+                return Err(invalid(
+                    "instance",
+                    "1-64 characters of A-Z a-z 0-9 - _ .".into(),
+                ));
+            }
+        }
+        if !self.state_dir.is_absolute() {
+            return Err(invalid("state_dir", "must be an absolute path".into()));
+        }
+        Ok(())
+    }
+
+    /// The store URL, defaulting to SQLite in the state directory.
+    pub fn store_url(&self) -> String {
+        self.store.url.clone().unwrap_or_else(|| {
+            format!("sqlite://{}", self.state_dir.join("sallyport.db").display())
+        })
+    }
+
+    /// The instance name, defaulting to the host name.
+    pub fn instance_name(&self) -> String {
+        self.instance.clone().unwrap_or_else(host_name)
+    }
+}
+
+/// The machine's host name, or `sallyportd`.
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "sallyportd".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_file_parses() {
+        let text = include_str!("../../packaging/sallyportd.example.toml");
+        let c = Config::parse(text, "example").unwrap();
+        assert_eq!(c.secrets.ssm_path, "/sallyport/prod");
+        assert!(c.store_url().starts_with("postgres://"));
+    }
+
+    #[test]
+    fn minimal_file_has_safe_defaults() {
+        let c = Config::parse("[secrets]\nssm_path = \"/sallyport/dev\"\n", "min").unwrap();
+        assert_eq!(c.api.listen.port(), 8443);
+        assert_eq!(c.store_url(), "sqlite:///var/lib/sallyport/sallyport.db");
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let e = Config::parse(
+            "[secrets]\nssm_path = \"/x\"\n[api]\nlisten = \"nowhere\"\n",
+            "f",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("listen"), "{e}");
+        let e = Config::parse("[secrets]\nssm_path = \"/x\"\nbogus = 1\n", "f").unwrap_err();
+        assert!(e.to_string().contains("bogus"), "{e}");
+        let e = Config::parse("[secrets]\nssm_path = \"no-slash\"\n", "f").unwrap_err();
+        assert!(e.to_string().contains("secrets.ssm_path"), "{e}");
+        let e = Config::parse(
+            "[secrets]\nssm_path = \"/x\"\n[store]\nurl = \"mysql://x\"\n",
+            "f",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("store.url"), "{e}");
+        let e = Config::parse(
+            "[secrets]\nssm_path = \"/x\"\n[api]\ntls_cert_file = \"/a\"\n",
+            "f",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("tls_key_file"), "{e}");
+        let e = Config::parse("", "f").unwrap_err();
+        assert!(e.to_string().contains("secrets"), "{e}");
+    }
+}

@@ -1,0 +1,369 @@
+//! Admin operations. Each validates, writes the change and its journal record in one
+//! transaction, commits, then publishes.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use sallyport_core::api::{CreateGrant, CreateTarget, CreateUser};
+use sallyport_core::audit::EventKind;
+use sallyport_core::feed::Change;
+use sallyport_core::model::{
+    Fingerprint, Grant, GrantId, GrantObject, GroupName, ModelError, PortSpec, Protocol,
+    ProtocolSet, SshPublicKey, Subject, Target, TargetName, User, UserName, UserState,
+};
+use sallyport_core::time::Timestamp;
+
+use super::{Actor, Control, ControlError};
+use crate::store::StoredKey;
+
+/// A grant's length when the request names neither an end nor a duration.
+pub const DEFAULT_GRANT_DURATION: Duration = Duration::from_secs(8 * 3600);
+
+impl Control {
+    /// Adds a user.
+    pub async fn create_user(&self, actor: &Actor, req: CreateUser) -> Result<User, ControlError> {
+        if req.roles.is_empty() {
+            return Err(ModelError::InvalidGrant("a user needs at least one role").into());
+        }
+        let user = User {
+            name: req.name,
+            roles: req.roles.into_iter().collect(),
+            groups: req.groups.into_iter().collect(),
+            state: UserState::Active,
+            created_at: Timestamp::now(),
+        };
+        let mut tx = self.store.write().await?;
+        tx.insert_user(&user).await?;
+        tx.journal(&actor.event(EventKind::UserCreated {
+            user: user.name.clone(),
+            roles: user.roles.iter().copied().collect(),
+            groups: user.groups.iter().cloned().collect(),
+        }))
+        .await?;
+        tx.commit().await?;
+        self.publish(vec![Change::UserCreated(user.name.clone())])
+            .await?;
+        Ok(user)
+    }
+
+    /// Disables or enables a user. Disabling cuts their live access through the feed.
+    pub async fn set_user_state(
+        &self,
+        actor: &Actor,
+        name: &UserName,
+        state: UserState,
+    ) -> Result<User, ControlError> {
+        let mut tx = self.store.write().await?;
+        let mut user = tx
+            .get_user(name)
+            .await?
+            .ok_or_else(|| not_found("user", name))?;
+        if user.state == state {
+            // Nothing changes; nothing to journal.
+            return Ok(user);
+        }
+        tx.set_user_state(name, state).await?;
+        let (kind, change) = match state {
+            UserState::Disabled => (
+                EventKind::UserDisabled { user: name.clone() },
+                Change::UserDisabled(name.clone()),
+            ),
+            UserState::Active => (
+                EventKind::UserEnabled { user: name.clone() },
+                Change::UserEnabled(name.clone()),
+            ),
+        };
+        tx.journal(&actor.event(kind)).await?;
+        tx.commit().await?;
+        self.publish(vec![change]).await?;
+        user.state = state;
+        Ok(user)
+    }
+
+    /// Replaces a user's groups.
+    pub async fn set_user_groups(
+        &self,
+        actor: &Actor,
+        name: &UserName,
+        groups: BTreeSet<GroupName>,
+    ) -> Result<User, ControlError> {
+        let mut tx = self.store.write().await?;
+        let mut user = tx
+            .get_user(name)
+            .await?
+            .ok_or_else(|| not_found("user", name))?;
+        tx.set_user_groups(name, &groups).await?;
+        let list: Vec<GroupName> = groups.iter().cloned().collect();
+        tx.journal(&actor.event(EventKind::UserGroupsSet {
+            user: name.clone(),
+            groups: list.clone(),
+        }))
+        .await?;
+        tx.commit().await?;
+        self.publish(vec![Change::UserGroupsChanged {
+            user: name.clone(),
+            groups: list,
+        }])
+        .await?;
+        user.groups = groups;
+        Ok(user)
+    }
+
+    /// Registers an SSH public key to a user.
+    pub async fn add_key(
+        &self,
+        actor: &Actor,
+        user: &UserName,
+        public_key: &str,
+    ) -> Result<StoredKey, ControlError> {
+        let key = SshPublicKey::parse(public_key)?;
+        let stored = StoredKey {
+            user: user.clone(),
+            key,
+            created_at: Timestamp::now(),
+        };
+        let mut tx = self.store.write().await?;
+        tx.get_user(user)
+            .await?
+            .ok_or_else(|| not_found("user", user))?;
+        tx.insert_key(&stored).await?;
+        tx.journal(&actor.event(EventKind::KeyAdded {
+            user: user.clone(),
+            fingerprint: stored.key.fingerprint().clone(),
+            algorithm: stored.key.algorithm(),
+            comment: stored.key.comment().to_owned(),
+        }))
+        .await?;
+        tx.commit().await?;
+        self.publish(vec![Change::KeyAdded {
+            user: user.clone(),
+            fingerprint: stored.key.fingerprint().clone(),
+        }])
+        .await?;
+        Ok(stored)
+    }
+
+    /// Removes a key. Sessions authenticated with it are cut through the feed.
+    pub async fn remove_key(
+        &self,
+        actor: &Actor,
+        fingerprint: &Fingerprint,
+    ) -> Result<StoredKey, ControlError> {
+        let mut tx = self.store.write().await?;
+        let removed = tx.delete_key(fingerprint).await?;
+        tx.journal(&actor.event(EventKind::KeyRemoved {
+            user: removed.user.clone(),
+            fingerprint: fingerprint.clone(),
+        }))
+        .await?;
+        tx.commit().await?;
+        self.publish(vec![Change::KeyRemoved {
+            user: removed.user.clone(),
+            fingerprint: fingerprint.clone(),
+        }])
+        .await?;
+        Ok(removed)
+    }
+
+    /// Registers a target.
+    pub async fn create_target(
+        &self,
+        actor: &Actor,
+        req: CreateTarget,
+    ) -> Result<Target, ControlError> {
+        let host_key = req
+            .host_key
+            .as_deref()
+            .map(SshPublicKey::parse)
+            .transpose()?;
+        let target = Target {
+            name: req.name,
+            address: req.address,
+            host_key,
+            created_at: Timestamp::now(),
+        };
+        let mut tx = self.store.write().await?;
+        tx.insert_target(&target).await?;
+        tx.journal(&actor.event(EventKind::TargetCreated {
+            target: target.name.clone(),
+            address: target.address.to_string(),
+            host_key: target.host_key.as_ref().map(|k| k.fingerprint().clone()),
+        }))
+        .await?;
+        tx.commit().await?;
+        self.publish(vec![Change::TargetCreated(target.name.clone())])
+            .await?;
+        Ok(target)
+    }
+
+    /// Removes a target that no live or pending grant refers to.
+    pub async fn remove_target(
+        &self,
+        actor: &Actor,
+        name: &TargetName,
+    ) -> Result<Target, ControlError> {
+        let mut tx = self.store.write().await?;
+        let target = tx
+            .get_target(name)
+            .await?
+            .ok_or_else(|| not_found("target", name))?;
+        let live = tx.live_grants_to_target(name, Timestamp::now()).await?;
+        if live > 0 {
+            return Err(ControlError::Conflict(format!(
+                "target {name} still has {live} grant(s) in force or pending; revoke them first"
+            )));
+        }
+        tx.delete_target(name).await?;
+        tx.journal(&actor.event(EventKind::TargetRemoved {
+            target: name.clone(),
+        }))
+        .await?;
+        tx.commit().await?;
+        self.publish(vec![Change::TargetRemoved(name.clone())])
+            .await?;
+        Ok(target)
+    }
+
+    /// Creates a grant. Defaults: protocol `ssh`; ports the target's own port (or 22 for SSH
+    /// to a CIDR); window from now for 8 hours.
+    pub async fn create_grant(
+        &self,
+        actor: &Actor,
+        req: CreateGrant,
+    ) -> Result<Grant, ControlError> {
+        let granted_by: UserName = actor.name.parse()?;
+        let now = Timestamp::now();
+        let protocols = if req.protocols.is_empty() {
+            ProtocolSet::new([Protocol::Ssh])?
+        } else {
+            ProtocolSet::new(req.protocols.iter().copied())?
+        };
+        let not_before = req.not_before.unwrap_or(now);
+        let expires_at = match (req.expires_at, req.duration_secs) {
+            (Some(_), Some(_)) => {
+                return Err(
+                    ModelError::InvalidTimeWindow("give an expiry or a duration, not both").into(),
+                )
+            }
+            (Some(t), None) => t,
+            (None, Some(0)) => {
+                return Err(ModelError::InvalidTimeWindow("duration must be positive").into())
+            }
+            (None, Some(secs)) => not_before.saturating_add(Duration::from_secs(secs)),
+            (None, None) => not_before.saturating_add(DEFAULT_GRANT_DURATION),
+        };
+
+        let mut tx = self.store.write().await?;
+        match &req.subject {
+            Subject::User(u) => {
+                tx.get_user(u).await?.ok_or_else(|| not_found("user", u))?;
+            }
+            Subject::Group(g) => {
+                if !tx.group_has_members(g).await? {
+                    return Err(ControlError::NotFound {
+                        kind: "group",
+                        name: format!("@{g}"),
+                    });
+                }
+            }
+        }
+        let ports = match (&req.object, req.ports) {
+            (_, Some(p)) => p,
+            (GrantObject::Target(name), None) => {
+                let t = tx
+                    .get_target(name)
+                    .await?
+                    .ok_or_else(|| not_found("target", name))?;
+                PortSpec::single(t.address.port)?
+            }
+            (GrantObject::Cidr(_), None) => {
+                let only_ssh = protocols
+                    .iter()
+                    .all(|p| matches!(p, Protocol::Ssh | Protocol::SshProxy | Protocol::Icmp));
+                if !only_ssh {
+                    return Err(ModelError::InvalidGrant(
+                        "tcp and udp grants to a CIDR need explicit ports",
+                    )
+                    .into());
+                }
+                PortSpec::single(22)?
+            }
+        };
+        if let GrantObject::Target(name) = &req.object {
+            tx.get_target(name)
+                .await?
+                .ok_or_else(|| not_found("target", name))?;
+        }
+        let grant = Grant {
+            id: GrantId::random(),
+            subject: req.subject,
+            object: req.object,
+            protocols,
+            ports,
+            logins: req.logins.into_iter().collect(),
+            not_before,
+            expires_at,
+            reason: req.reason,
+            granted_by,
+            created_at: now,
+            revoked: None,
+        };
+        grant.check(now)?;
+        tx.insert_grant(&grant).await?;
+        tx.journal(&actor.event(EventKind::GrantCreated {
+            grant: grant.id,
+            subject: grant.subject.clone(),
+            object: grant.object.to_string(),
+            protocols: grant.protocols,
+            ports: grant.ports.clone(),
+            logins: grant.logins.iter().cloned().collect(),
+            not_before: grant.not_before,
+            expires_at: grant.expires_at,
+            reason: grant.reason.to_string(),
+        }))
+        .await?;
+        tx.commit().await?;
+        self.publish(vec![Change::GrantCreated(grant.id)]).await?;
+        Ok(grant)
+    }
+
+    /// Revokes a grant at once. What it carried is cut through the feed.
+    pub async fn revoke_grant(&self, actor: &Actor, id: GrantId) -> Result<Grant, ControlError> {
+        let by: UserName = actor.name.parse()?;
+        let current = self
+            .store
+            .get_grant(id)
+            .await?
+            .ok_or_else(|| not_found("grant", &id))?;
+        if current.revoked.is_some() {
+            return Err(ControlError::Conflict(format!(
+                "grant {id} is already revoked"
+            )));
+        }
+        let mut tx = self.store.write().await?;
+        let grant = tx
+            .revoke_grant(id, Timestamp::now(), &by)
+            .await
+            .map_err(|e| match e {
+                crate::store::StoreError::Conflict { .. } => {
+                    ControlError::Conflict(format!("grant {id} is already revoked"))
+                }
+                other => other.into(),
+            })?;
+        tx.journal(&actor.event(EventKind::GrantRevoked {
+            grant: id,
+            subject: grant.subject.clone(),
+        }))
+        .await?;
+        tx.commit().await?;
+        self.publish(vec![Change::GrantRevoked(id)]).await?;
+        Ok(grant)
+    }
+}
+
+fn not_found(kind: &'static str, name: &impl ToString) -> ControlError {
+    ControlError::NotFound {
+        kind,
+        name: name.to_string(),
+    }
+}

@@ -1,0 +1,172 @@
+//! The control-plane store: sqlx over SQLite (embedded default) or PostgreSQL (HA, RDS).
+//!
+//! One SQL dialect serves both backends (TEXT and BIGINT columns, `$n` placeholders) through
+//! sqlx's `Any` driver. Every admin change runs in a [`WriteTx`] that also appends its audit
+//! record to the hash-chained journal, so the change and its record commit together or not at
+//! all.
+//!
+//! # Layout
+//!
+//! - `error`: [`StoreError`].
+//! - `users`, `keys`, `targets`, `grants`: one repository each (reads on [`Store`], writes on
+//!   [`WriteTx`]).
+//! - `journal`: append, search, and the streaming chain verification.
+//! - `rows`: text columns back into validated model values.
+
+mod error;
+mod grants;
+mod journal;
+mod keys;
+mod rows;
+mod targets;
+mod users;
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{Any, AnyPool, Transaction};
+use tokio::sync::{Mutex, OwnedMutexGuard};
+
+pub use error::StoreError;
+pub use journal::{JournalSearch, VerifyOutcome, MAX_SEARCH_LIMIT};
+pub use keys::StoredKey;
+
+/// Which database is behind the store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// One file under the state directory (WAL mode).
+    Sqlite,
+    /// PostgreSQL, possibly Amazon RDS over verified TLS.
+    Postgres,
+}
+
+/// The embedded migrations (`migrations/` at the workspace root).
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
+
+/// A handle to the store; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+    /// Serialises writers in this process. SQLite has one writer at a time anyway, and
+    /// taking turns here avoids its lock-upgrade failures; on PostgreSQL the journal head row
+    /// lock orders writers across gateways.
+    writer: Arc<Mutex<()>>,
+}
+
+impl Store {
+    /// Connects to `url`: `sqlite://PATH` (created if missing) or `postgres://…` (with
+    /// `sslmode=verify-full&sslrootcert=CA.pem` for RDS).
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        crate::tls::install_crypto_provider();
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres
+        } else {
+            return Err(StoreError::UnsupportedUrl(redact_url(url)));
+        };
+        let url = match backend {
+            Backend::Sqlite if !url.contains("mode=") => {
+                let sep = if url.contains('?') { '&' } else { '?' };
+                format!("{url}{sep}mode=rwc")
+            }
+            _ => url.to_owned(),
+        };
+        let options = AnyConnectOptions::from_str(&url).map_err(|e| StoreError::Connect {
+            url: redact_url(&url),
+            cause: e.to_string(),
+        })?;
+        let max = match backend {
+            Backend::Sqlite => 4,
+            Backend::Postgres => 10,
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(max)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await
+            .map_err(|e| StoreError::Connect {
+                url: redact_url(&url),
+                cause: e.to_string(),
+            })?;
+        if backend == Backend::Sqlite {
+            sqlx::query("PRAGMA journal_mode = WAL")
+                .execute(&pool)
+                .await?;
+        }
+        Ok(Self {
+            pool,
+            backend,
+            writer: Arc::new(Mutex::new(())),
+        })
+    }
+
+    /// Applies pending migrations.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        MIGRATOR.run(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Which backend this is.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Starts a write transaction.
+    pub async fn write(&self) -> Result<WriteTx, StoreError> {
+        let guard = Arc::clone(&self.writer).lock_owned().await;
+        let tx = self.pool.begin().await?;
+        Ok(WriteTx {
+            tx,
+            backend: self.backend,
+            _guard: guard,
+        })
+    }
+
+    /// Closes the pool, waiting for connections to return.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    pub(crate) fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+}
+
+/// A write transaction. Dropping it without [`WriteTx::commit`] rolls everything back,
+/// journal records included.
+#[derive(Debug)]
+pub struct WriteTx {
+    tx: Transaction<'static, Any>,
+    backend: Backend,
+    _guard: OwnedMutexGuard<()>,
+}
+
+impl WriteTx {
+    /// Commits the change and its journal records together.
+    pub async fn commit(self) -> Result<(), StoreError> {
+        self.tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// The URL without its password, for messages.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("REDACTED"));
+            u.to_string()
+        }
+        Ok(u) => u.to_string(),
+        Err(_) => "<unparsable URL>".to_owned(),
+    }
+}
+
+/// Milliseconds to the `u64` sequence space and back; the database keeps `BIGINT`.
+pub(crate) fn seq_to_db(seq: u64) -> i64 {
+    i64::try_from(seq).unwrap_or(i64::MAX)
+}
