@@ -172,6 +172,14 @@ pub enum ChainError {
         /// The one that came instead.
         found: u64,
     },
+    /// The records end before the journal's recorded head: the newest records were removed.
+    #[error("the journal head is record {head_seq} but the records end at {last_seq}: records were removed from the end")]
+    Truncated {
+        /// The head's sequence number.
+        head_seq: u64,
+        /// The last record present.
+        last_seq: u64,
+    },
 }
 
 impl ChainError {
@@ -180,6 +188,7 @@ impl ChainError {
         match self {
             ChainError::Altered { seq } | ChainError::BrokenLink { seq, .. } => *seq,
             ChainError::Gap { expected, .. } => *expected,
+            ChainError::Truncated { last_seq, .. } => last_seq + 1,
         }
     }
 }

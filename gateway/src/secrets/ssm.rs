@@ -162,8 +162,10 @@ pub async fn init_secrets(
         }
         match put.send().await {
             Ok(_) => written.push(name),
-            Err(e) if !rotate && is_already_exists(&e) => {
-                // Created by someone else between the check and this write.
+            Err(e) if !rotate && written.is_empty() && is_already_exists(&e) => {
+                // Created by someone else between the check and this write; nothing written
+                // yet, so the "nothing was written" of this error holds. After a partial
+                // write, the `Write` error below names what was written instead.
                 return Err(SecretsError::AlreadyExist { names: vec![name] });
             }
             Err(e) => {

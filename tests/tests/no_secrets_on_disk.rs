@@ -1,0 +1,148 @@
+//! After a dev gateway has run (and done admin work), no private key material exists anywhere
+//! in its state directory: no PEM or OpenSSH private key blocks, and none of the secrets' bytes,
+//! raw, base64 or hex, in any file (the SQLite database and its WAL included).
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE_NO_PAD};
+use base64::Engine;
+use sallyport_core::api::{CreateGrant, CreateUser};
+use sallyport_core::model::Role;
+use sallyport_gateway::control::Actor;
+use sallyport_gateway::dev::{DevGateway, DevOptions};
+use sallyport_gateway::secrets::SecretName;
+
+fn files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(files(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+fn read_all(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    files(dir)
+        .into_iter()
+        .filter_map(|p| std::fs::read(&p).ok().map(|b| (p, b)))
+        .collect()
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle)
+}
+
+#[tokio::test]
+async fn dev_state_dir_holds_no_private_key_material() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let gw = DevGateway::start(DevOptions {
+        state_dir: state.clone(),
+        api_listen: "127.0.0.1:0".parse().unwrap(),
+    })
+    .await
+    .unwrap();
+    let secrets: Vec<(SecretName, Vec<u8>)> = SecretName::ALL
+        .iter()
+        .map(|n| (*n, gw.gateway().secrets().get(*n).expose_secret().to_vec()))
+        .collect();
+    let host_key = gw.gateway().secrets().ssh_host_private_key();
+    let host_key_pem = host_key
+        .to_openssh(russh::keys::ssh_key::LineEnding::LF)
+        .unwrap()
+        .to_string();
+    let control = gw.gateway().control().clone();
+    let actor = Actor::system();
+    control
+        .create_user(
+            &actor,
+            CreateUser {
+                name: "alice".parse().unwrap(),
+                roles: vec![Role::Engineer],
+                groups: vec![],
+            },
+        )
+        .await
+        .unwrap();
+    let grant = CreateGrant {
+        subject: "alice".parse().unwrap(),
+        object: "10.0.0.0/16".parse().unwrap(),
+        protocols: vec![],
+        ports: None,
+        logins: vec![],
+        not_before: None,
+        expires_at: None,
+        duration_secs: None,
+        reason: "check".parse().unwrap(),
+    };
+    let actor = Actor {
+        name: "admin".into(),
+        source: None,
+    };
+    control.create_grant(&actor, grant).await.unwrap();
+    // Read every file while running (the WAL holds the newest pages) and after the stop.
+    let mut snapshots: Vec<(std::path::PathBuf, Vec<u8>)> = read_all(&state);
+    let running = snapshots.len();
+    gw.shutdown().await;
+    snapshots.extend(read_all(&state));
+    assert!(
+        snapshots.iter().any(|(p, _)| p.ends_with("sallyport.db")),
+        "the scan covers the database"
+    );
+    assert!(running >= 3, "database, CA and token at least");
+
+    let mut needles: Vec<(String, Vec<u8>)> = Vec::new();
+    for (name, bytes) in &secrets {
+        needles.push((format!("{name:?} raw"), bytes.clone()));
+        needles.push((format!("{name:?} hex"), hex::encode(bytes).into_bytes()));
+        needles.push((
+            format!("{name:?} base64"),
+            STANDARD.encode(bytes).into_bytes(),
+        ));
+        needles.push((
+            format!("{name:?} base64 unpadded"),
+            STANDARD_NO_PAD.encode(bytes).into_bytes(),
+        ));
+        needles.push((
+            format!("{name:?} base64url"),
+            URL_SAFE_NO_PAD.encode(bytes).into_bytes(),
+        ));
+    }
+    let key_body: String = host_key_pem
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect();
+    needles.push((
+        "host key OpenSSH body".into(),
+        key_body.as_bytes()[..40].to_vec(),
+    ));
+    for marker in [
+        "PRIVATE KEY",
+        "OPENSSH PRIVATE",
+        "BEGIN EC PRIVATE",
+        "BEGIN RSA PRIVATE",
+    ] {
+        needles.push((marker.into(), marker.as_bytes().to_vec()));
+    }
+    for (path, bytes) in &snapshots {
+        for (what, needle) in &needles {
+            assert!(
+                !contains(bytes, needle),
+                "{what} found in {}",
+                path.display()
+            );
+        }
+    }
+    // The needles would be found if they were there: the scanner is not blind.
+    let probe = [b"xx".as_slice(), &secrets[0].1, b"yy"].concat();
+    assert!(contains(&probe, &secrets[0].1));
+}
