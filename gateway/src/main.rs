@@ -23,7 +23,9 @@ use sallyport_gateway::config::Config;
 use sallyport_gateway::control::{Actor, Control};
 use sallyport_gateway::dev::{DevGateway, DevOptions, DEFAULT_API_LISTEN};
 use sallyport_gateway::gateway::{Gateway, Parts};
-use sallyport_gateway::secrets::{init_secrets, ssm_client, SsmPath, SsmSecretSource};
+use sallyport_gateway::secrets::{
+    init_secrets, ssm_client, SecretsError, SsmPath, SsmSecretSource,
+};
 use sallyport_gateway::store::Store;
 use tokio::signal::unix::{signal, SignalKind};
 
@@ -222,7 +224,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             let path = SsmPath::parse(&ssm_path)?;
             let client = ssm_client(region, endpoint_url).await;
-            let report = init_secrets(&client, &path, kms_key_id.as_deref(), rotate).await?;
+            let report = match init_secrets(&client, &path, kms_key_id.as_deref(), rotate).await {
+                Err(e @ SecretsError::AlreadyExist { .. }) => {
+                    bail!("{e}; pass --rotate to replace them")
+                }
+                other => other?,
+            };
             for name in &report.written {
                 let verb = if report.replaced.contains(name) {
                     "replaced"
