@@ -158,3 +158,36 @@ fn bad_arguments_are_named() {
         "the database password is redacted"
     );
 }
+
+#[test]
+fn migrate_applies_and_is_idempotent() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("m.db").display());
+    for _ in 0..2 {
+        let out = Command::new(env!("CARGO_BIN_EXE_sallyportd"))
+            .args(["migrate", "--database-url", &url])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(String::from_utf8_lossy(&out.stdout).contains("migrations applied"));
+    }
+    assert!(dir.path().join("m.db").exists());
+    let out = Command::new(env!("CARGO_BIN_EXE_sallyportd"))
+        .args([
+            "migrate",
+            "--database-url",
+            "postgres://u:topsecret@127.0.0.1:1/db",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cannot connect") && !err.contains("topsecret"),
+        "{err}"
+    );
+}
