@@ -80,12 +80,10 @@ pub async fn list_grants(
     };
     let subjects = match &who {
         Some(u) => {
-            let user = s
-                .control
-                .store()
-                .get_user(u)
-                .await?
-                .ok_or_else(|| ApiError::not_found(format!("user {u:?} not found")))?;
+            let user =
+                s.control.store().get_user(u).await?.ok_or_else(|| {
+                    ApiError::not_found(format!("user {:?} not found", u.as_str()))
+                })?;
             let mut subjects = vec![Subject::User(user.name.clone())];
             subjects.extend(user.groups.into_iter().map(Subject::Group));
             Some(subjects)

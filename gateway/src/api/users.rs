@@ -44,7 +44,7 @@ pub async fn show(
         .store()
         .get_user(&name)
         .await?
-        .ok_or_else(|| ApiError::not_found(format!("user {name:?} not found")))?;
+        .ok_or_else(|| ApiError::not_found(format!("user {:?} not found", name.as_str())))?;
     Ok(Json(views::user(user)))
 }
 
@@ -114,7 +114,10 @@ pub async fn user_keys(
         caller.require(&[Role::Admin])?;
     }
     if s.control.store().get_user(&name).await?.is_none() {
-        return Err(ApiError::not_found(format!("user {name:?} not found")));
+        return Err(ApiError::not_found(format!(
+            "user {:?} not found",
+            name.as_str()
+        )));
     }
     let keys = s.control.store().list_keys(Some(&name)).await?;
     Ok(Json(keys.into_iter().map(views::key).collect()))

@@ -1,0 +1,337 @@
+//! The command-line grammar (clap derive).
+//!
+//! Arguments are parsed into the core's validated types here, so a bad user name, CIDR, port
+//! spec or key fails locally with a message naming the problem (exit 2) before any request.
+//!
+//! `grant` is both a verb and a group: `grant USER TARGET …` creates a grant, while
+//! `grant list` and `grant show ID` are subcommands. Clap is told that positional values
+//! matching a subcommand name select the subcommand, so a subject literally named `list` or
+//! `show` must be written after `--`: `sallyport grant --reason … -- list db-1`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{ArgGroup, Args, Parser, Subcommand};
+use reqwest::Url;
+use sallyport_core::model::{
+    Fingerprint, GrantId, GrantObject, GroupName, Login, PortSpec, ProtocolSet, Reason, Role,
+    Subject, TargetAddress, TargetName, UserName,
+};
+use sallyport_core::secret::Secret;
+use sallyport_core::time::Timestamp;
+
+use crate::error::EXIT_CODES_HELP;
+use crate::output::Format;
+use crate::parse::{self, Since};
+
+const GRANT_HELP: &str = "\
+Examples:
+  sallyport grant alice db-1 --for 2h --reason INC-42          prints the new grant's id
+  sallyport grant @dba 10.0.12.0/24 --proto tcp --ports 5432 --reason CHG-7
+  sallyport grant list --user alice
+  sallyport grant show 6f1c0b7e-93a4-4a43-9d3f-6c1b3f7a2e10
+
+A user or target named `list` or `show` goes after `--`:
+  sallyport grant --reason INC-42 -- list db-1";
+
+/// sallyport: manage and audit access through a sallyport gateway.
+#[derive(Debug, Parser)]
+#[command(name = "sallyport", version, propagate_version = true, after_help = EXIT_CODES_HELP)]
+pub struct Cli {
+    /// Options valid before or after any verb.
+    #[command(flatten)]
+    pub global: GlobalOpts,
+    /// The verb.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Connection and output options.
+#[derive(Debug, Args)]
+pub struct GlobalOpts {
+    /// Output format.
+    #[arg(short = 'o', long, global = true, help_heading = "Global options", value_enum, default_value_t = Format::Table)]
+    pub output: Format,
+    /// The gateway's API URL, e.g. https://gateway.example.com:8443.
+    #[arg(long, global = true, help_heading = "Global options", env = "SALLYPORT_GATEWAY", value_name = "URL", value_parser = parse::gateway_url)]
+    pub gateway: Option<Url>,
+    /// API token (visible to other local users in the process list; prefer SALLYPORT_TOKEN or
+    /// --token-file).
+    #[arg(long, global = true, help_heading = "Global options", env = "SALLYPORT_TOKEN", hide_env_values = true, value_name = "TOKEN",
+          value_parser = parse::token)]
+    pub token: Option<Secret<String>>,
+    /// Read the API token from this file (takes precedence over --token and SALLYPORT_TOKEN).
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        value_name = "PATH"
+    )]
+    pub token_file: Option<PathBuf>,
+    /// PEM file of the CA that signed the gateway's certificate; exactly this CA is trusted.
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        env = "SALLYPORT_CA_CERT",
+        value_name = "PATH"
+    )]
+    pub ca_cert: Option<PathBuf>,
+}
+
+/// The verbs.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Manage users (admin).
+    #[command(subcommand)]
+    User(UserCmd),
+    /// Manage users' SSH public keys (admin).
+    #[command(subcommand)]
+    Key(KeyCmd),
+    /// Show groups and their members (admin).
+    #[command(subcommand)]
+    Group(GroupCmd),
+    /// Manage targets (admin).
+    #[command(subcommand)]
+    Target(TargetCmd),
+    /// Grant access (`grant USER|@GROUP TARGET|CIDR --reason …`), or `grant list` / `grant show`.
+    #[command(after_help = GRANT_HELP)]
+    Grant(GrantCmd),
+    /// Revoke a grant (admin).
+    Revoke {
+        /// The grant's id.
+        grant: GrantId,
+    },
+    /// Search and verify the audit journal (auditor).
+    #[command(subcommand)]
+    Audit(AuditCmd),
+    /// Issue API tokens (admin).
+    #[command(subcommand)]
+    Token(TokenCmd),
+    /// Show who the token belongs to.
+    Whoami,
+    /// Print a shell completion script.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+}
+
+/// `sallyport user …`
+#[derive(Debug, Subcommand)]
+pub enum UserCmd {
+    /// Add a user.
+    Add {
+        /// The new user's name.
+        name: UserName,
+        /// A role (admin, engineer, auditor); repeat or separate with commas.
+        #[arg(
+            long = "role",
+            value_name = "ROLE",
+            required = true,
+            value_delimiter = ','
+        )]
+        roles: Vec<Role>,
+        /// A group to put the user in; repeat or separate with commas.
+        #[arg(long = "group", value_name = "GROUP", value_delimiter = ',')]
+        groups: Vec<GroupName>,
+    },
+    /// List users.
+    List,
+    /// Show one user.
+    Show {
+        /// The user.
+        name: UserName,
+    },
+    /// Disable a user: refused everywhere, live sessions cut.
+    Disable {
+        /// The user.
+        name: UserName,
+    },
+    /// Enable a disabled user.
+    Enable {
+        /// The user.
+        name: UserName,
+    },
+    /// Set a user's groups (replaces them; no --group removes all).
+    Groups {
+        /// The user.
+        name: UserName,
+        /// A group; repeat or separate with commas.
+        #[arg(long = "group", value_name = "GROUP", value_delimiter = ',')]
+        groups: Vec<GroupName>,
+    },
+}
+
+/// `sallyport key …`
+#[derive(Debug, Subcommand)]
+pub enum KeyCmd {
+    /// Register an SSH public key for a user.
+    #[command(group(ArgGroup::new("key").required(true).args(["public_key", "file"])))]
+    Add {
+        /// The key's owner.
+        user: UserName,
+        /// The public key as one argument: "ssh-ed25519 AAAA… comment".
+        #[arg(value_name = "PUBKEY", value_parser = parse::public_key)]
+        public_key: Option<String>,
+        /// Read the public key from this file (e.g. ~/.ssh/id_ed25519.pub).
+        #[arg(long, value_name = "PATH")]
+        file: Option<PathBuf>,
+    },
+    /// List keys, of one user or of everyone.
+    List {
+        /// Only this user's keys.
+        user: Option<UserName>,
+    },
+    /// Remove a key by fingerprint.
+    Remove {
+        /// SHA256:… as `ssh-keygen -lf` prints it.
+        #[arg(value_parser = parse::fingerprint)]
+        fingerprint: Fingerprint,
+    },
+}
+
+/// `sallyport group …`
+#[derive(Debug, Subcommand)]
+pub enum GroupCmd {
+    /// List groups and their members.
+    List,
+}
+
+/// `sallyport target …`
+#[derive(Debug, Subcommand)]
+pub enum TargetCmd {
+    /// Add a target.
+    Add {
+        /// The target's name.
+        name: TargetName,
+        /// HOST:PORT of its SSH server ([IPv6]:PORT for IPv6).
+        #[arg(long, value_name = "HOST:PORT")]
+        address: TargetAddress,
+        /// Pin its SSH host key: one OpenSSH public key line.
+        #[arg(long, value_name = "KEY", value_parser = parse::public_key, conflicts_with = "host_key_file")]
+        host_key: Option<String>,
+        /// Pin its SSH host key, read from this file (e.g. ssh_host_ed25519_key.pub).
+        #[arg(long, value_name = "PATH")]
+        host_key_file: Option<PathBuf>,
+    },
+    /// List targets.
+    List,
+    /// Remove a target.
+    Remove {
+        /// The target.
+        name: TargetName,
+    },
+}
+
+/// `sallyport grant …`: creates a grant from the positional form, or runs a subcommand.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct GrantCmd {
+    /// `list` or `show`.
+    #[command(subcommand)]
+    pub action: Option<GrantAction>,
+    /// The grant to create.
+    #[command(flatten)]
+    pub create: Option<GrantCreate>,
+}
+
+/// `sallyport grant list|show`
+#[derive(Debug, Subcommand)]
+pub enum GrantAction {
+    /// List grants (engineers see their own).
+    List {
+        /// Only grants that reach this user.
+        #[arg(long)]
+        user: Option<UserName>,
+    },
+    /// Show one grant.
+    Show {
+        /// The grant's id.
+        id: GrantId,
+    },
+}
+
+/// `sallyport grant USER|@GROUP TARGET|CIDR …`
+#[derive(Debug, Args)]
+pub struct GrantCreate {
+    /// Who: a user, or @group.
+    #[arg(value_name = "USER|@GROUP")]
+    pub subject: Subject,
+    /// What: a target name, or a CIDR (10.0.12.0/24).
+    #[arg(value_name = "TARGET|CIDR")]
+    pub object: GrantObject,
+    /// Protocols, comma-separated: ssh, ssh-proxy, tcp, udp, icmp (default ssh).
+    #[arg(long = "proto", value_name = "P,...")]
+    pub protocols: Option<ProtocolSet>,
+    /// Ports: 22, 8000-8100, 22,443, or all (default: the target's port, or 22).
+    #[arg(long, value_name = "SPEC")]
+    pub ports: Option<PortSpec>,
+    /// A remote login for ssh-proxy; repeat for several.
+    #[arg(long = "login", value_name = "LOGIN")]
+    pub logins: Vec<Login>,
+    /// How long from the start: 30m, 8h, 2d (default: the gateway's, 8h).
+    #[arg(long = "for", value_name = "DURATION", value_parser = parse::duration, conflicts_with = "until")]
+    pub duration: Option<Duration>,
+    /// End, RFC 3339 (e.g. 2026-01-31T17:00:00Z).
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<Timestamp>,
+    /// Start, RFC 3339 (default now).
+    #[arg(long, value_name = "TIME")]
+    pub from: Option<Timestamp>,
+    /// Why (ticket, incident); recorded in the audit journal.
+    #[arg(long)]
+    pub reason: Reason,
+}
+
+/// `sallyport audit …`
+#[derive(Debug, Subcommand)]
+pub enum AuditCmd {
+    /// Search the journal, oldest first.
+    Search(AuditSearch),
+    /// Verify the journal's hash chain.
+    Verify,
+}
+
+/// `sallyport audit search`
+#[derive(Debug, Args)]
+pub struct AuditSearch {
+    /// Events by or about this user.
+    #[arg(long, value_parser = parse::filter)]
+    pub user: Option<String>,
+    /// Events of this type (access.grant.create) or prefix (access.grant).
+    #[arg(long = "type", value_name = "TYPE", value_parser = parse::filter)]
+    pub event_type: Option<String>,
+    /// Events about this target.
+    #[arg(long, value_parser = parse::filter)]
+    pub target: Option<String>,
+    /// Events of this session.
+    #[arg(long, value_parser = parse::filter)]
+    pub session: Option<String>,
+    /// From: a duration ago (1h, 2d) or an RFC 3339 time.
+    #[arg(long, value_name = "DURATION|TIME", value_parser = parse::since)]
+    pub since: Option<Since>,
+    /// Until (exclusive), RFC 3339.
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<Timestamp>,
+    /// At most this many events.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub limit: u32,
+}
+
+/// `sallyport token …`
+#[derive(Debug, Subcommand)]
+pub enum TokenCmd {
+    /// Issue an API token for a user; prints the token once.
+    Issue {
+        /// For whom.
+        user: UserName,
+        /// Lifetime (default 1h, at most 24h).
+        #[arg(long, value_name = "DURATION", value_parser = parse::duration)]
+        ttl: Option<Duration>,
+    },
+}
+
+#[cfg(test)]
+#[path = "args_tests.rs"]
+mod tests;
