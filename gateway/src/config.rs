@@ -36,6 +36,10 @@ pub struct StoreConfig {
     /// Default: `sqlite://STATE_DIR/sallyport.db`.
     #[serde(default)]
     pub url: Option<String>,
+    /// Accept a PostgreSQL URL without `sslmode=verify-full` (the database's identity is then
+    /// not verified). Off by default; for a database on the same host only.
+    #[serde(default)]
+    pub dangerous_unverified_database_tls: bool,
 }
 
 /// `[secrets]`
@@ -162,7 +166,13 @@ impl Config {
                 ));
             }
             if url.starts_with("postgres") && !url.contains("sslmode=verify-full") {
-                tracing::warn!("store.url does not ask for sslmode=verify-full; the database's identity is not verified");
+                if !self.store.dangerous_unverified_database_tls {
+                    return Err(invalid(
+                        "store.url",
+                        "PostgreSQL needs sslmode=verify-full and sslrootcert=CA (or store.dangerous_unverified_database_tls = true)".into(),
+                    ));
+                }
+                tracing::warn!("store.dangerous_unverified_database_tls: the database's identity is not verified");
             }
         }
         if self.api.tls_cert_file.is_some() != self.api.tls_key_file.is_some() {
@@ -255,6 +265,14 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("tls_key_file"), "{e}");
+        let e = Config::parse(
+            "[secrets]\nssm_path = \"/x\"\n[store]\nurl = \"postgres://u@db/x\"\n",
+            "f",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("verify-full"), "{e}");
+        let ok = "[secrets]\nssm_path = \"/x\"\n[store]\nurl = \"postgres://u@db/x\"\ndangerous_unverified_database_tls = true\n";
+        assert!(Config::parse(ok, "f").is_ok());
         let e = Config::parse("", "f").unwrap_err();
         assert!(e.to_string().contains("secrets"), "{e}");
     }

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sallyport_core::api::CreateUser;
+use sallyport_core::audit::EventKind;
 use sallyport_core::model::{Role, UserName};
 
 use crate::control::{Actor, ControlError};
@@ -80,6 +81,12 @@ impl DevGateway {
             gateway.control().create_user(&Actor::system(), req).await?;
         }
         let issued = gateway.tokens().issue(&admin, ADMIN_TOKEN_TTL)?;
+        let record = EventKind::TokenIssued {
+            user: admin,
+            token_id: issued.id.clone(),
+            expires_at: issued.expires_at,
+        };
+        gateway.control().record(&Actor::system(), record).await?;
         let token_path = state_dir.join("admin.token");
         write_private_file(&token_path, issued.token.as_bytes())
             .map_err(io(format!("cannot write {}", token_path.display())))?;

@@ -17,7 +17,9 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use sallyport_core::api::CreateUser;
+use sallyport_core::audit::EventKind;
 use sallyport_core::model::{Role, UserName};
+use sallyport_gateway::api::auth::MAX_TOKEN_TTL;
 use sallyport_gateway::api::TokenIssuer;
 use sallyport_gateway::config::Config;
 use sallyport_gateway::control::{Actor, Control};
@@ -161,7 +163,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 _ => {
                     let mut names = config.api.names.clone();
                     if names.is_empty() {
-                        names = vec!["localhost".into(), config.api.listen.ip().to_string()];
+                        names = vec!["localhost".into(), sallyport_gateway::config::host_name()];
+                        if !config.api.listen.ip().is_unspecified() {
+                            names.push(config.api.listen.ip().to_string());
+                        }
                     }
                     let tls = sallyport_gateway::tls::generate(&names)?;
                     if let Some(pem) = &tls.ca_pem {
@@ -261,8 +266,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 };
                 control.create_user(&Actor::system(), req).await?;
             }
+            if ttl.is_zero() || ttl > MAX_TOKEN_TTL {
+                bail!("--ttl must be between 1s and 24h");
+            }
             let issued =
                 TokenIssuer::new(secrets.jwt_signing_key().expose_secret()).issue(&user, ttl)?;
+            let record = EventKind::TokenIssued {
+                user: user.clone(),
+                token_id: issued.id.clone(),
+                expires_at: issued.expires_at,
+            };
+            control.record(&Actor::system(), record).await?;
             store.close().await;
             println!("{}", issued.token);
         }

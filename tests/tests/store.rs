@@ -113,6 +113,9 @@ both!(
     revocation_reaches_the_feed_and_the_snapshot,
     expiry_is_journaled_once,
     concurrent_writers_keep_one_chain,
+    two_gateways_on_one_database_keep_one_chain,
+    failed_policy_reload_fails_closed,
+    reserved_and_busy_verify,
 );
 
 async fn users_and_groups(b: Backend) {
@@ -635,4 +638,117 @@ async fn unsupported_urls_are_refused_by_name() {
         .to_string();
     assert!(err.contains("unsupported database URL"), "{err}");
     assert!(!err.contains("secretpw"), "{err}");
+}
+
+async fn two_gateways_on_one_database_keep_one_chain(b: Backend) {
+    // Two stores, two pools, two writer mutexes: only the database orders them (PostgreSQL's
+    // row lock on journal_head, SQLite's write lock taken by BEGIN IMMEDIATE).
+    let a = open(&b).await;
+    let other = open(&b).await;
+    seed_admin(&a).await;
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        let c = std::sync::Arc::clone(if i % 2 == 0 { &a } else { &other });
+        tasks.push(tokio::spawn(async move {
+            c.create_user(&admin(), user_req(&format!("g{i}"), &[]))
+                .await
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    let outcome = other.store().verify_journal().await.unwrap();
+    assert_eq!(outcome.error, None);
+    assert_eq!(outcome.summary.count, 17);
+}
+
+async fn failed_policy_reload_fails_closed(b: Backend) {
+    let c = open(&b).await;
+    seed_admin(&c).await;
+    c.create_user(&admin(), user_req("alice", &[]))
+        .await
+        .unwrap();
+    let alice: sallyport_core::model::UserName = "alice".parse().unwrap();
+    c.create_grant(&admin(), grant_req("alice", "10.0.0.0/16"))
+        .await
+        .unwrap();
+    let req = Request {
+        user: alice.clone(),
+        credential: Credential::Certificate { serial: 1 },
+        protocol: Protocol::Ssh,
+        destination: Destination::Address("10.0.0.9".parse().unwrap()),
+        port: 22,
+        login: None,
+    };
+    assert!(decide(&req, &c.snapshot(), Timestamp::now()).is_allowed());
+
+    // A row the policy cannot read (edited behind the gateway's back) breaks the reload.
+    raw(
+        &b,
+        "UPDATE users SET roles = 'superuser' WHERE name = 'alice'",
+    )
+    .await;
+    let mut feed = c.subscribe();
+    let err = c
+        .create_user(&admin(), user_req("bob", &[]))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ControlError::PolicyReload(_)), "{err:?}");
+    assert!(
+        c.store()
+            .get_user(&"bob".parse().unwrap())
+            .await
+            .unwrap()
+            .is_some(),
+        "the change itself was committed"
+    );
+    assert!(c.is_degraded());
+    assert!(
+        !decide(&req, &c.snapshot(), Timestamp::now()).is_allowed(),
+        "deny-all while the policy is unknown"
+    );
+    let notice = feed.recv().await.unwrap();
+    assert_eq!(
+        notice.version,
+        c.snapshot().version(),
+        "data paths are told to re-check"
+    );
+
+    raw(
+        &b,
+        "UPDATE users SET roles = 'engineer' WHERE name = 'alice'",
+    )
+    .await;
+    c.recover().await.unwrap();
+    assert!(!c.is_degraded());
+    assert!(decide(&req, &c.snapshot(), Timestamp::now()).is_allowed());
+}
+
+async fn reserved_and_busy_verify(b: Backend) {
+    let c = open(&b).await;
+    seed_admin(&c).await;
+    let reserved = c
+        .create_user(&admin(), user_req("sallyportd", &[]))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(reserved, ControlError::Conflict(_)),
+        "{reserved:?}"
+    );
+    // Verifying while writers append never reports an intact journal as broken.
+    let writer = {
+        let c = std::sync::Arc::clone(&c);
+        tokio::spawn(async move {
+            for i in 0..30 {
+                c.create_user(&admin(), user_req(&format!("v{i}"), &[]))
+                    .await
+                    .unwrap();
+            }
+        })
+    };
+    for _ in 0..10 {
+        assert_eq!(c.store().verify_journal().await.unwrap().error, None);
+    }
+    writer.await.unwrap();
+    assert_eq!(c.store().verify_journal().await.unwrap().error, None);
 }

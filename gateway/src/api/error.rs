@@ -125,6 +125,14 @@ impl From<ControlError> for ApiError {
             }
             ControlError::Conflict(m) => ApiError::conflict(m),
             ControlError::Store(s) => s.into(),
+            e @ ControlError::PolicyReload(_) => {
+                tracing::error!(cause = %e, "policy reload failed");
+                Self {
+                    status: StatusCode::SERVICE_UNAVAILABLE,
+                    code: "policy_reload_failed",
+                    message: "the change was committed, but the gateway could not reload its policy; it denies all access until it does".into(),
+                }
+            }
         }
     }
 }

@@ -25,6 +25,12 @@ impl Control {
         if req.roles.is_empty() {
             return Err(ModelError::InvalidGrant("a user needs at least one role").into());
         }
+        if req.name.as_str() == sallyport_core::audit::SYSTEM_ACTOR {
+            return Err(ControlError::Conflict(format!(
+                "{} is reserved: it names the gateway itself in the audit journal",
+                req.name
+            )));
+        }
         let user = User {
             name: req.name,
             roles: req.roles.into_iter().collect(),

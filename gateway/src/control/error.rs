@@ -23,6 +23,10 @@ pub enum ControlError {
     /// The store failed.
     #[error("store: {0}")]
     Store(StoreError),
+    /// The change was committed, but the policy could not be reloaded; all access is denied
+    /// until it is.
+    #[error("the change was committed, but the policy could not be reloaded ({0}); access is denied until it is")]
+    PolicyReload(Box<ControlError>),
 }
 
 impl From<StoreError> for ControlError {

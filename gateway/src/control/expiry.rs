@@ -25,6 +25,9 @@ pub fn spawn_expiry_watcher(
         let mut changes = control.subscribe();
         loop {
             let now = Timestamp::now();
+            if let Err(e) = control.recover().await {
+                tracing::error!(cause = %e, "policy reload still failing; access stays denied");
+            }
             if let Err(e) = control.expire_due(now).await {
                 tracing::error!(cause = %e, "recording grant expiries failed");
             }

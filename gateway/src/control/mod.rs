@@ -20,7 +20,7 @@ mod error;
 mod expiry;
 
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -72,6 +72,8 @@ pub struct Control {
     version: AtomicU64,
     /// Orders snapshot rebuilds so that a newer one is never replaced by an older one.
     rebuild: Mutex<()>,
+    /// Set while the snapshot in place is the deny-all one put there after a failed rebuild.
+    degraded: AtomicBool,
 }
 
 impl Control {
@@ -84,6 +86,7 @@ impl Control {
             feed,
             version: AtomicU64::new(0),
             rebuild: Mutex::new(()),
+            degraded: AtomicBool::new(false),
         });
         control.rebuild_snapshot().await?;
         Ok(control)
@@ -125,12 +128,49 @@ impl Control {
 
     /// After a commit: new snapshot first, then the notices, so a subscriber that re-checks
     /// on a notice sees the change.
+    ///
+    /// If the snapshot cannot be rebuilt, the gateway fails closed: a deny-all snapshot goes in
+    /// and the notices still go out, so live sessions are cut rather than kept on stale grants,
+    /// until [`Control::recover`] rebuilds it.
     async fn publish(&self, changes: Vec<Change>) -> Result<(), ControlError> {
-        let version = self.rebuild_snapshot().await?;
+        let (version, result) = match self.rebuild_snapshot().await {
+            Ok(v) => {
+                self.degraded.store(false, Ordering::SeqCst);
+                (v, Ok(()))
+            }
+            Err(e) => {
+                let v = self.deny_all();
+                tracing::error!(cause = %e, version = v, "policy reload failed after a committed change: denying all access until it succeeds");
+                (v, Err(ControlError::PolicyReload(Box::new(e))))
+            }
+        };
         for change in changes {
             tracing::debug!(version, ?change, "control-plane change");
             // No subscribers is fine: nothing live to cut.
             let _ = self.feed.send(Notice { version, change });
+        }
+        result
+    }
+
+    fn deny_all(&self) -> u64 {
+        let version = self.version.fetch_add(1, Ordering::SeqCst) + 1;
+        self.snapshot
+            .store(Arc::new(Snapshot::compile(version, &[], &[], &[], &[])));
+        self.degraded.store(true, Ordering::SeqCst);
+        version
+    }
+
+    /// Whether the deny-all snapshot is in place after a failed reload.
+    pub fn is_degraded(&self) -> bool {
+        self.degraded.load(Ordering::SeqCst)
+    }
+
+    /// Rebuilds the snapshot if a reload failed earlier; the expiry timer calls this.
+    pub async fn recover(&self) -> Result<(), ControlError> {
+        if self.is_degraded() {
+            self.rebuild_snapshot().await?;
+            self.degraded.store(false, Ordering::SeqCst);
+            tracing::info!("policy reloaded: access decisions resume");
         }
         Ok(())
     }

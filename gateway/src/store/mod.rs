@@ -119,7 +119,12 @@ impl Store {
     /// Starts a write transaction.
     pub async fn write(&self) -> Result<WriteTx, StoreError> {
         let guard = Arc::clone(&self.writer).lock_owned().await;
-        let tx = self.pool.begin().await?;
+        let tx = match self.backend {
+            // Take SQLite's write lock up front: a deferred transaction that reads first can
+            // fail to upgrade when another process (`mint-token` beside `run`) wrote meanwhile.
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        };
         Ok(WriteTx {
             tx,
             backend: self.backend,
