@@ -1,0 +1,1 @@
+//! Audit sinks: shipping the journal to CloudWatch Logs and stdout. Being built.

@@ -1,0 +1,1 @@
+//! The SSH gateway (jump mode). Being built.
