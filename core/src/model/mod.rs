@@ -9,6 +9,9 @@ mod ports;
 mod target;
 mod user;
 
+#[cfg(test)]
+mod parse_props;
+
 pub use error::ModelError;
 pub use grant::{Grant, GrantId, GrantObject, GrantStatus, Protocol, ProtocolSet, Reason, Subject};
 pub use key::{Fingerprint, SshPublicKey};
