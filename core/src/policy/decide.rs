@@ -1,6 +1,8 @@
 use std::fmt;
 use std::net::IpAddr;
 
+use ipnet::IpNet;
+
 use super::snapshot::{CompiledGrant, CompiledObject, Snapshot};
 use crate::model::{Fingerprint, GrantId, Host, Login, Protocol, TargetName, UserName};
 use crate::time::Timestamp;
@@ -297,8 +299,52 @@ fn object_matches(g: &CompiledGrant, dest: &Destination, dest_ip: Option<IpAddr>
             Some(*ip) == dest_ip
         }
         (CompiledObject::Target { ip: None, .. }, Destination::Address(_)) => false,
-        (CompiledObject::Cidr(net), _) => dest_ip.is_some_and(|ip| net.contains(&ip)),
+        (CompiledObject::Cidr(net), _) => dest_ip.is_some_and(|ip| cidr_allows(net, ip)),
     }
+}
+
+/// Destinations a broad grant must never reach by accident: the gateway's own loopback, link
+/// local (the instance metadata service, 169.254.169.254, and its IPv6 form), unspecified,
+/// multicast and broadcast. A CIDR grant reaches an address in one of these only if the grant's
+/// whole network lies inside that range — an admin granted it explicitly.
+const SPECIAL: &[(IpAddr, u8)] = &[
+    (IpAddr::V4(std::net::Ipv4Addr::new(0, 0, 0, 0)), 8),
+    (IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 0)), 8),
+    (IpAddr::V4(std::net::Ipv4Addr::new(169, 254, 0, 0)), 16),
+    (IpAddr::V4(std::net::Ipv4Addr::new(224, 0, 0, 0)), 4),
+    (IpAddr::V4(std::net::Ipv4Addr::new(255, 255, 255, 255)), 32),
+    (IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED), 128),
+    (IpAddr::V6(std::net::Ipv6Addr::LOCALHOST), 128),
+    (
+        IpAddr::V6(std::net::Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 0)),
+        10,
+    ),
+    (
+        IpAddr::V6(std::net::Ipv6Addr::new(0xff00, 0, 0, 0, 0, 0, 0, 0)),
+        8,
+    ),
+    // The instance metadata service's IPv6 address.
+    (
+        IpAddr::V6(std::net::Ipv6Addr::new(
+            0xfd00, 0x0ec2, 0, 0, 0, 0, 0, 0x0254,
+        )),
+        128,
+    ),
+];
+
+fn cidr_allows(net: &IpNet, ip: IpAddr) -> bool {
+    if !net.contains(&ip) {
+        return false;
+    }
+    for (addr, len) in SPECIAL {
+        let Ok(range) = IpNet::new(*addr, *len) else {
+            continue;
+        };
+        if range.contains(&ip) {
+            return net.prefix_len() >= range.prefix_len() && range.contains(&net.network());
+        }
+    }
+    true
 }
 
 impl Snapshot {
@@ -327,5 +373,66 @@ impl Snapshot {
             return Err(Denial::Expired(g.id));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod special_destination_tests {
+    use super::*;
+
+    fn net(s: &str) -> IpNet {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn broad_grants_do_not_reach_special_addresses() {
+        let everything = net("0.0.0.0/0");
+        assert!(cidr_allows(&everything, "10.0.12.7".parse().unwrap()));
+        assert!(cidr_allows(&everything, "8.8.8.8".parse().unwrap()));
+        for special in [
+            "127.0.0.1",
+            "169.254.169.254",
+            "0.0.0.0",
+            "224.0.0.1",
+            "255.255.255.255",
+        ] {
+            assert!(
+                !cidr_allows(&everything, special.parse().unwrap()),
+                "{special}"
+            );
+        }
+        let v6 = net("::/0");
+        assert!(cidr_allows(&v6, "2001:db8::1".parse().unwrap()));
+        for special in ["::1", "fe80::1", "ff02::1", "fd00:ec2::254", "::"] {
+            assert!(!cidr_allows(&v6, special.parse().unwrap()), "{special}");
+        }
+        assert!(!cidr_allows(
+            &net("169.254.0.0/15"),
+            "169.254.169.254".parse().unwrap()
+        ));
+    }
+
+    #[test]
+    fn explicit_grants_do() {
+        assert!(cidr_allows(
+            &net("169.254.169.254/32"),
+            "169.254.169.254".parse().unwrap()
+        ));
+        assert!(cidr_allows(
+            &net("127.0.0.0/8"),
+            "127.0.0.1".parse().unwrap()
+        ));
+        assert!(cidr_allows(
+            &net("127.0.0.1/32"),
+            "127.0.0.1".parse().unwrap()
+        ));
+        assert!(cidr_allows(
+            &net("fd00:ec2::254/128"),
+            "fd00:ec2::254".parse().unwrap()
+        ));
+        assert!(!cidr_allows(
+            &net("127.0.0.1/32"),
+            "127.0.0.2".parse().unwrap()
+        ));
     }
 }
