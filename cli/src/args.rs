@@ -23,6 +23,7 @@ use sallyport_core::time::Timestamp;
 use crate::error::EXIT_CODES_HELP;
 use crate::output::Format;
 use crate::parse::{self, Since};
+use crate::ssh_config::HostAlias;
 
 const GRANT_HELP: &str = "\
 Examples:
@@ -33,6 +34,15 @@ Examples:
 
 A user or target named `list` or `show` goes after `--`:
   sallyport grant --reason INC-42 -- list db-1";
+
+const SSH_CONFIG_HELP: &str = "\
+Examples:
+  sallyport ssh-config >> ~/.ssh/config       then: ssh db-1
+  sallyport ssh-config --user ubuntu --gateway-alias gw-prod
+  sallyport ssh-config -o json
+
+Add the known_hosts lines printed at the top to ~/.ssh/known_hosts: the gateway's block sets
+StrictHostKeyChecking yes. Run it again when your grants change.";
 
 /// sallyport: manage and audit access through a sallyport gateway.
 #[derive(Debug, Parser)]
@@ -110,6 +120,9 @@ pub enum Command {
     Token(TokenCmd),
     /// Show who the token belongs to.
     Whoami,
+    /// Print a ~/.ssh/config block for the targets you may reach through the gateway.
+    #[command(name = "ssh-config", after_help = SSH_CONFIG_HELP)]
+    SshConfig(SshConfigArgs),
     /// Print a shell completion script.
     Completions {
         /// The shell.
@@ -289,8 +302,46 @@ pub struct GrantCreate {
 pub enum AuditCmd {
     /// Search the journal, oldest first.
     Search(AuditSearch),
-    /// Verify the journal's hash chain.
-    Verify,
+    /// Show the newest events; with -f, keep printing new ones as they are journaled.
+    Tail(AuditTail),
+    /// Write a run of the journal as JSON lines with its hash-chain anchors (verifiable offline
+    /// with `audit verify --file`).
+    Export(AuditExport),
+    /// Verify the journal's hash chain on the gateway, or an export file offline (--file).
+    Verify {
+        /// An export file to check offline (no gateway needed).
+        #[arg(long, value_name = "EXPORT")]
+        file: Option<PathBuf>,
+    },
+    /// How far each audit sink (CloudWatch Logs, stdout) is behind the journal.
+    Backlog,
+}
+
+/// `sallyport audit tail`
+#[derive(Debug, Args)]
+pub struct AuditTail {
+    /// How many of the newest events to show first.
+    #[arg(short = 'n', long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(0..=10_000))]
+    pub lines: u32,
+    /// Keep printing new events (Ctrl-C to stop). With -o json, one JSON object per line.
+    #[arg(short = 'f', long)]
+    pub follow: bool,
+}
+
+/// `sallyport audit export`
+#[derive(Debug, Args)]
+pub struct AuditExport {
+    /// From the first record at or after this time: a duration ago (24h, 7d) or RFC 3339.
+    /// Default: the start of the journal.
+    #[arg(long, value_name = "DURATION|TIME", value_parser = parse::since)]
+    pub since: Option<Since>,
+    /// Up to the last record before the first one at or after this time (RFC 3339).
+    /// Default: the journal's head now.
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<Timestamp>,
+    /// Write to this file instead of standard output.
+    #[arg(long, value_name = "PATH")]
+    pub out: Option<PathBuf>,
 }
 
 /// `sallyport audit search`
@@ -317,6 +368,21 @@ pub struct AuditSearch {
     /// At most this many events.
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub limit: u32,
+}
+
+/// `sallyport ssh-config`
+#[derive(Debug, Args)]
+pub struct SshConfigArgs {
+    /// The Host name for the gateway itself, used in every ProxyJump.
+    #[arg(long, value_name = "NAME", default_value = "sallyport")]
+    pub gateway_alias: HostAlias,
+    /// The login on the targets (User in each target's block; default: ssh's, your local name).
+    #[arg(long, value_name = "LOGIN")]
+    pub user: Option<Login>,
+    /// The key to offer the gateway (IdentityFile; a .pub whose private half is in your agent
+    /// works too). Without it, ssh offers its default key files only (IdentitiesOnly).
+    #[arg(long, value_name = "PATH", value_parser = crate::ssh_config::identity_file)]
+    pub identity_file: Option<String>,
 }
 
 /// `sallyport token …`

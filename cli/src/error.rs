@@ -112,6 +112,14 @@ pub enum CliError {
         /// What is wrong there.
         problem: String,
     },
+    /// `audit verify --file` found the export broken, or the file is not an export.
+    #[error("BROKEN export {path}: {problem}")]
+    ExportBroken {
+        /// The file as given.
+        path: PathBuf,
+        /// What is wrong, with the first bad sequence number or line.
+        problem: String,
+    },
     /// Standard output could not be written.
     #[error("cannot write output: {0}")]
     Output(#[source] std::io::Error),
@@ -135,7 +143,7 @@ impl CliError {
                 _ => EXIT_GATEWAY,
             },
             CliError::Transport { .. } | CliError::BadResponse { .. } => EXIT_GATEWAY,
-            CliError::AuditBroken { .. } => EXIT_AUDIT_BROKEN,
+            CliError::AuditBroken { .. } | CliError::ExportBroken { .. } => EXIT_AUDIT_BROKEN,
             CliError::Output(_) => EXIT_OUTPUT,
         }
     }

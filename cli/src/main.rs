@@ -33,6 +33,7 @@
 //! - [`client`]: the HTTPS client (trusts exactly `SALLYPORT_CA_CERT`) and error mapping.
 //! - [`commands`]: one module per verb group.
 //! - [`output`]: tables and JSON.
+//! - [`ssh_config`]: `ssh-config`'s pure part: grants and targets in, `~/.ssh/config` out.
 //! - [`error`]: [`error::CliError`] and the exit codes.
 
 #![forbid(unsafe_code)]
@@ -43,6 +44,7 @@ mod commands;
 mod error;
 mod output;
 mod parse;
+mod ssh_config;
 
 use std::io::Write as _;
 use std::process::ExitCode;

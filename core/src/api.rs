@@ -224,6 +224,42 @@ pub struct VerifyView {
     pub first_bad_seq: Option<u64>,
 }
 
+/// `GET /v1/audit/backlog` answer: how far each audit sink is behind the journal.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct BacklogView {
+    /// The journal's last sequence number.
+    pub head_seq: u64,
+    /// One entry per sink that has ever run against this journal.
+    pub sinks: Vec<SinkBacklog>,
+}
+
+/// One sink's delivery state.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SinkBacklog {
+    /// `cloudwatch:GROUP:STREAM` or `stdout`.
+    pub sink: String,
+    /// Every record up to here is delivered (or quarantined and reported).
+    pub checkpoint_seq: u64,
+    /// Records not yet delivered.
+    pub backlog_events: u64,
+    /// Time of the oldest record not yet delivered.
+    pub oldest_pending: Option<Timestamp>,
+    /// Its age in seconds, for alarms.
+    pub oldest_age_secs: Option<u64>,
+    /// Events accepted by the service, all time.
+    pub delivered: u64,
+    /// Events the service refused, all time (each also an `audit.ship.rejected` record).
+    pub rejected: u64,
+    /// Events held back as too old or too new, all time (`audit.ship.quarantined`).
+    pub quarantined: u64,
+    /// The last delivery error since the last success.
+    pub last_error: Option<String>,
+    /// When it happened.
+    pub last_error_at: Option<Timestamp>,
+    /// When the checkpoint last moved.
+    pub updated_at: Timestamp,
+}
+
 /// `POST /v1/tokens`: an admin issues an API token for a user.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -257,6 +293,19 @@ pub struct WhoAmI {
     pub roles: Vec<Role>,
     /// When their token expires.
     pub token_expires_at: Timestamp,
+}
+
+/// `GET /v1/gateway`: how engineers reach this gateway over SSH (what `sallyport ssh-config`
+/// writes into `~/.ssh/config` and `known_hosts`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct GatewayView {
+    /// The SSH listener's address (`HOST:PORT`; the bound address, so `0.0.0.0` when it
+    /// listens on every interface).
+    pub ssh_listen: String,
+    /// The SSH host public key, one OpenSSH line (`ssh-ed25519 AAAA…`), for `known_hosts`.
+    pub ssh_host_key: String,
+    /// Its SHA-256 fingerprint (`SHA256:…`).
+    pub ssh_host_key_fingerprint: Fingerprint,
 }
 
 /// Every error answer: `{"error": {"code": "...", "message": "..."}}`.

@@ -26,6 +26,46 @@ pub struct Config {
     /// The HTTPS API.
     #[serde(default)]
     pub api: ApiConfig,
+    /// The SSH gateway (`[ssh]`): listener and limits.
+    #[serde(default)]
+    pub ssh: crate::ssh::SshSettings,
+    /// Where the audit journal is shipped.
+    #[serde(default)]
+    pub audit: AuditConfig,
+}
+
+/// `[audit]`: the journal's sinks. Each keeps a checkpoint in the store and resumes from it.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    /// Also write every journal record as one JSON line on stdout (for journald or the
+    /// CloudWatch agent). Default off.
+    #[serde(default)]
+    pub stdout: bool,
+    /// `[audit.cloudwatch]`: ship to CloudWatch Logs. Absent: not shipped.
+    #[serde(default)]
+    pub cloudwatch: Option<CloudWatchConfig>,
+}
+
+/// `[audit.cloudwatch]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CloudWatchConfig {
+    /// The log group (created by the deployment, KMS-encrypted, with its retention).
+    pub log_group: String,
+    /// The log stream; one per gateway. Default: the instance name.
+    #[serde(default)]
+    pub stream: Option<String>,
+    /// AWS region (default: from the environment / instance metadata).
+    #[serde(default)]
+    pub region: Option<String>,
+    /// Endpoint override (VPC endpoint, or a local test endpoint).
+    #[serde(default)]
+    pub endpoint_url: Option<String>,
+    /// Create the log group if it is missing (it then has no KMS key and no retention).
+    /// Default off: the deployment creates it.
+    #[serde(default)]
+    pub create_log_group: bool,
 }
 
 /// `[store]`
@@ -194,6 +234,31 @@ impl Config {
                 ));
             }
         }
+        if let Some(cw) = &self.audit.cloudwatch {
+            let ok = !cw.log_group.is_empty()
+                && cw.log_group.len() <= 512
+                && cw
+                    .log_group
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '/' | '#'));
+            if !ok {
+                return Err(invalid(
+                    "audit.cloudwatch.log_group",
+                    "1-512 characters of A-Z a-z 0-9 . - _ / #".into(),
+                ));
+            }
+            if let Some(stream) = &cw.stream {
+                if stream.is_empty() || stream.len() > 512 || stream.contains([':', '*']) {
+                    return Err(invalid(
+                        "audit.cloudwatch.stream",
+                        "1-512 characters, without : or *".into(),
+                    ));
+                }
+            }
+        }
+        self.ssh
+            .validate()
+            .map_err(|(key, message)| invalid(key, message))?;
         if !self.state_dir.is_absolute() {
             return Err(invalid("state_dir", "must be an absolute path".into()));
         }
@@ -205,6 +270,14 @@ impl Config {
         self.store.url.clone().unwrap_or_else(|| {
             format!("sqlite://{}", self.state_dir.join("sallyport.db").display())
         })
+    }
+
+    /// The CloudWatch log stream: `audit.cloudwatch.stream`, else the instance name.
+    pub fn log_stream(&self) -> Option<String> {
+        self.audit
+            .cloudwatch
+            .as_ref()
+            .map(|cw| cw.stream.clone().unwrap_or_else(|| self.instance_name()))
     }
 
     /// The instance name, defaulting to the host name.
@@ -232,6 +305,58 @@ mod tests {
         let c = Config::parse(text, "example").unwrap();
         assert_eq!(c.secrets.ssm_path, "/sallyport/prod");
         assert!(c.store_url().starts_with("postgres://"));
+        let cw = c.audit.cloudwatch.as_ref().unwrap();
+        assert_eq!(cw.log_group, "/sallyport/audit");
+        assert_eq!(
+            c.log_stream().as_deref(),
+            Some("gw-1"),
+            "the stream defaults to the instance"
+        );
+        assert!(!c.audit.stdout);
+    }
+
+    #[test]
+    fn audit_section_is_checked() {
+        let base = "[secrets]\nssm_path = \"/x\"\n";
+        let c = Config::parse(base, "f").unwrap();
+        assert!(c.audit.cloudwatch.is_none() && !c.audit.stdout);
+        let e = Config::parse(
+            &format!("{base}[audit.cloudwatch]\nlog_group = \"a b\"\n"),
+            "f",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("audit.cloudwatch.log_group"), "{e}");
+        let e = Config::parse(
+            &format!("{base}[audit.cloudwatch]\nlog_group = \"/g\"\nstream = \"a:b\"\n"),
+            "f",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("audit.cloudwatch.stream"), "{e}");
+        let e = Config::parse(&format!("{base}[audit]\nstdot = true\n"), "f").unwrap_err();
+        assert!(e.to_string().contains("stdot"), "{e}");
+    }
+
+    #[test]
+    fn ssh_section_has_defaults_and_names_its_keys() {
+        let text = include_str!("../../packaging/sallyportd.example.toml");
+        let c = Config::parse(text, "example").unwrap();
+        assert_eq!(c.ssh.listen.port(), 2222);
+        assert_eq!(c.ssh.max_channels_per_session, 16);
+        let c = Config::parse("[secrets]\nssm_path = \"/x\"\n", "min").unwrap();
+        assert_eq!(c.ssh.listen, crate::ssh::DEFAULT_SSH_LISTEN);
+        assert_eq!(c.ssh.idle_timeout, std::time::Duration::from_secs(1800));
+        let e = Config::parse(
+            "[secrets]\nssm_path = \"/x\"\n[ssh]\nmax_sessions_per_user = 0\n",
+            "f",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("ssh.max_sessions_per_user"), "{e}");
+        let e = Config::parse(
+            "[secrets]\nssm_path = \"/x\"\n[ssh]\nhandshake_timeout = 20\n",
+            "f",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("handshake_timeout"), "{e}");
     }
 
     #[test]

@@ -22,6 +22,8 @@ pub const ADMIN_USER: &str = "admin";
 pub const ADMIN_TOKEN_TTL: Duration = Duration::from_secs(12 * 3600);
 /// The default API address.
 pub const DEFAULT_API_LISTEN: &str = "127.0.0.1:8443";
+/// The default SSH address.
+pub const DEFAULT_SSH_LISTEN: &str = "127.0.0.1:2222";
 
 /// What `dev` needs.
 #[derive(Debug, Clone)]
@@ -30,6 +32,19 @@ pub struct DevOptions {
     pub state_dir: PathBuf,
     /// The API address.
     pub api_listen: SocketAddr,
+    /// The SSH gateway's address.
+    pub ssh_listen: SocketAddr,
+}
+
+/// `dev`'s SSH limits where they differ from the defaults (`sallyportd dev
+/// --ssh-max-connections N --ssh-max-sessions-per-user N`), e.g. for the benchmark lab's
+/// thousands of idle sessions. `None` keeps [`crate::ssh::SshSettings::default`]'s value.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DevSshLimits {
+    /// `ssh.max_connections`.
+    pub max_connections: Option<usize>,
+    /// `ssh.max_sessions_per_user`.
+    pub max_sessions_per_user: Option<usize>,
 }
 
 /// A running dev gateway.
@@ -43,6 +58,14 @@ pub struct DevGateway {
 impl DevGateway {
     /// Starts a dev gateway.
     pub async fn start(opts: DevOptions) -> Result<Self, GatewayError> {
+        Self::start_with_limits(opts, DevSshLimits::default()).await
+    }
+
+    /// Starts a dev gateway with other SSH limits.
+    pub async fn start_with_limits(
+        opts: DevOptions,
+        limits: DevSshLimits,
+    ) -> Result<Self, GatewayError> {
         let io = |what: String| move |source| GatewayError::Io { what, source };
         create_private_dir(&opts.state_dir)
             .map_err(io(format!("cannot create {}", opts.state_dir.display())))?;
@@ -68,6 +91,18 @@ impl DevGateway {
             secrets: Arc::new(GatewaySecrets::generate()?),
             api_tls,
             api_listen: opts.api_listen,
+            ssh: {
+                let defaults = crate::ssh::SshSettings::default();
+                crate::ssh::SshSettings {
+                    listen: opts.ssh_listen,
+                    max_connections: limits.max_connections.unwrap_or(defaults.max_connections),
+                    max_sessions_per_user: limits
+                        .max_sessions_per_user
+                        .unwrap_or(defaults.max_sessions_per_user),
+                    ..defaults
+                }
+            },
+            audit: Default::default(),
         };
         let gateway = Gateway::start(parts).await?;
 
@@ -102,6 +137,11 @@ impl DevGateway {
         format!("https://{}", self.gateway.api_addr())
     }
 
+    /// Where the SSH gateway listens.
+    pub fn ssh_addr(&self) -> SocketAddr {
+        self.gateway.ssh_addr()
+    }
+
     /// The CA certificate clients should trust.
     pub fn ca_cert_path(&self) -> PathBuf {
         self.state_dir.join("api-ca.pem")
@@ -132,6 +172,8 @@ impl DevGateway {
         format!(
             "sallyport dev gateway is running (state in {dir}; secrets in memory only)\n\
              \n  API          {url}\n  API CA       {ca}\n  admin token  {dir}/admin.token (user {ADMIN_USER}, expires in 12 h)\n\
+             \x20 SSH          {ssh} (jump host: ssh -J USER@{ssh} TARGET)\n\
+             \x20 SSH host key {host_key}\n\
              \nPoint the CLI at it:\n\
              \n  export SALLYPORT_GATEWAY={url}\n  export SALLYPORT_CA_CERT={ca}\n  export SALLYPORT_TOKEN=$(cat {dir}/admin.token)\n\
              \n  sallyport user add alice --role engineer\n  sallyport audit search --user alice\n\
@@ -139,6 +181,10 @@ impl DevGateway {
             dir = self.state_dir.display(),
             url = self.api_url(),
             ca = self.ca_cert_path().display(),
+            ssh = self.ssh_addr(),
+            host_key = sallyport_core::model::Fingerprint::of(
+                &self.gateway.secrets().ssh_host_public_key()
+            ),
         )
     }
 

@@ -22,7 +22,7 @@
 //! - [`secrets`]: secret sources (SSM Parameter Store, generated).
 //! - [`tls`]: the API's certificates and the process-wide crypto provider.
 //! - [`ssh`]: the SSH gateway.
-//! - [`audit`]: audit sinks.
+//! - [`audit`]: the group-commit journal writer and the audit sinks (CloudWatch Logs, stdout).
 
 #![forbid(unsafe_code)]
 

@@ -1,7 +1,8 @@
 //! `sallyportd`: the gateway daemon.
 //!
 //! ```text
-//! sallyportd dev [--state-dir DIR] [--api-listen ADDR]     everything local, secrets in memory
+//! sallyportd dev [--state-dir DIR] [--api-listen ADDR] [--ssh-listen ADDR]
+//!                                                          everything local, secrets in memory
 //! sallyportd run --config FILE                             production
 //! sallyportd check-config --config FILE                    validate a configuration
 //! sallyportd migrate (--config FILE | --database-url URL)  apply store migrations
@@ -23,7 +24,9 @@ use sallyport_gateway::api::auth::MAX_TOKEN_TTL;
 use sallyport_gateway::api::TokenIssuer;
 use sallyport_gateway::config::Config;
 use sallyport_gateway::control::{Actor, Control};
-use sallyport_gateway::dev::{DevGateway, DevOptions, DEFAULT_API_LISTEN};
+use sallyport_gateway::dev::{
+    DevGateway, DevOptions, DevSshLimits, DEFAULT_API_LISTEN, DEFAULT_SSH_LISTEN,
+};
 use sallyport_gateway::gateway::{Gateway, Parts};
 use sallyport_gateway::secrets::{
     init_secrets, ssm_client, SecretsError, SsmPath, SsmSecretSource,
@@ -52,6 +55,15 @@ enum Command {
         /// API listen address.
         #[arg(long, default_value = DEFAULT_API_LISTEN)]
         api_listen: SocketAddr,
+        /// SSH (jump host) listen address.
+        #[arg(long, default_value = DEFAULT_SSH_LISTEN)]
+        ssh_listen: SocketAddr,
+        /// Most SSH connections at once (default: as for `run`, ssh.max_connections).
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+        ssh_max_connections: Option<u32>,
+        /// Most SSH sessions per user at once (default: as for `run`, ssh.max_sessions_per_user).
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+        ssh_max_sessions_per_user: Option<u32>,
     },
     /// Run in production from a configuration file.
     Run {
@@ -145,11 +157,22 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Dev {
             state_dir,
             api_listen,
+            ssh_listen,
+            ssh_max_connections,
+            ssh_max_sessions_per_user,
         } => {
-            let gw = DevGateway::start(DevOptions {
-                state_dir,
-                api_listen,
-            })
+            let limits = DevSshLimits {
+                max_connections: ssh_max_connections.map(|n| n as usize),
+                max_sessions_per_user: ssh_max_sessions_per_user.map(|n| n as usize),
+            };
+            let gw = DevGateway::start_with_limits(
+                DevOptions {
+                    state_dir,
+                    api_listen,
+                    ssh_listen,
+                },
+                limits,
+            )
             .await?;
             println!("{}", gw.banner());
             wait_for_signal().await?;
@@ -183,6 +206,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 secrets: Arc::new(secrets),
                 api_tls,
                 api_listen: config.api.listen,
+                ssh: config.ssh.clone(),
+                audit: config.audit.clone(),
             })
             .await?;
             wait_for_signal().await?;
@@ -199,6 +224,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             println!("  secrets     ssm:{}", config.secrets.ssm_path);
             println!("  api         https://{}", config.api.listen);
+            println!("  ssh         {}", config.ssh.listen);
+            if let (Some(cw), Some(stream)) = (&config.audit.cloudwatch, config.log_stream()) {
+                println!("  audit       cloudwatch:{}:{stream}", cw.log_group);
+            }
+            if config.audit.stdout {
+                println!("  audit       stdout (JSON lines)");
+            }
         }
         Command::Migrate {
             config,

@@ -25,6 +25,7 @@ fn run_until_signal(signal: &str) {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
     let port = free_port();
+    let ssh_port = free_port();
     let mut child = Command::new(env!("CARGO_BIN_EXE_sallyportd"))
         .args([
             "dev",
@@ -32,6 +33,8 @@ fn run_until_signal(signal: &str) {
             state.to_str().unwrap(),
             "--api-listen",
             &format!("127.0.0.1:{port}"),
+            "--ssh-listen",
+            &format!("127.0.0.1:{ssh_port}"),
         ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -103,6 +106,11 @@ fn run_until_signal(signal: &str) {
         "{out}"
     );
     assert!(out.contains("export SALLYPORT_CA_CERT="), "{out}");
+    assert!(
+        out.contains(&format!("SSH          127.0.0.1:{ssh_port}")),
+        "{out}"
+    );
+    assert!(out.contains("SSH host key SHA256:"), "{out}");
     assert!(out.contains("admin.token"), "{out}");
     assert!(err.contains("sallyportd stopped"), "{err}");
     let token_text = std::fs::read_to_string(&token).unwrap();

@@ -112,8 +112,9 @@ fn operator_path_against_local_ssm() {
     std::fs::write(
         &config,
         format!(
-            "instance = \"gw-test\"\nstate_dir = \"{}\"\n[secrets]\nssm_path = \"/sallyport/e2e\"\nregion = \"us-east-1\"\nendpoint_url = \"{endpoint}\"\n[api]\nlisten = \"127.0.0.1:{port}\"\n",
-            state.display()
+            "instance = \"gw-test\"\nstate_dir = \"{}\"\n[secrets]\nssm_path = \"/sallyport/e2e\"\nregion = \"us-east-1\"\nendpoint_url = \"{endpoint}\"\n[api]\nlisten = \"127.0.0.1:{port}\"\n[ssh]\nlisten = \"127.0.0.1:{ssh_port}\"\n",
+            state.display(),
+            ssh_port = free_port(),
         ),
     )
     .unwrap();

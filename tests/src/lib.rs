@@ -5,10 +5,18 @@
 //! - `ports`: free loopback ports.
 //! - `postgres`: a throw-away PostgreSQL server (initdb in a temp dir, own port, optional TLS
 //!   with a CA made at run time).
+//! - `sshd`: a throw-away OpenSSH `sshd` (own host key and configuration in a temp dir, own
+//!   port), the target of the SSH gateway's end-to-end tests.
 //! - `moto`: a throw-away `moto_server` serving the AWS APIs (SSM, CloudWatch Logs) on loopback.
+//! - `fault`: a fault-injecting HTTP proxy between an AWS SDK client and `moto_server`
+//!   (throttling, 5xx, dropped connections, refused or delayed answers).
+//! - `cloudwatch`: reading back what reached a CloudWatch Logs stream.
 
 #![forbid(unsafe_code)]
 
+pub mod cloudwatch;
+pub mod fault;
 pub mod moto;
 pub mod ports;
 pub mod postgres;
+pub mod sshd;

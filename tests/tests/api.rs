@@ -29,6 +29,7 @@ async fn start() -> Fixture {
     let gw = DevGateway::start(DevOptions {
         state_dir: dir.path().join("state"),
         api_listen: "127.0.0.1:0".parse().unwrap(),
+        ssh_listen: "127.0.0.1:0".parse().unwrap(),
     })
     .await
     .unwrap();
@@ -541,6 +542,47 @@ async fn openapi_lists_exactly_the_routes_served() {
             StatusCode::METHOD_NOT_ALLOWED,
             "{method} {path} is not routed"
         );
+    }
+    f.gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn gateway_info_is_for_any_signed_in_role() {
+    let f = start().await;
+    assert_error(
+        &f.call(Method::GET, "/v1/gateway", None, None).await,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+        "",
+    );
+    for (name, role) in [("erin", "engineer"), ("otto", "auditor")] {
+        let (s, _) = f
+            .admin(
+                Method::POST,
+                "/v1/users",
+                Some(json!({ "name": name, "roles": [role] })),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED);
+        let (_, issued) = f
+            .admin(
+                Method::POST,
+                "/v1/tokens",
+                Some(json!({ "user": name, "ttl_secs": 600 })),
+            )
+            .await;
+        let token = issued["token"].as_str().unwrap().to_owned();
+        let (s, view) = f.call(Method::GET, "/v1/gateway", Some(&token), None).await;
+        assert_eq!(s, StatusCode::OK, "{role}: {view}");
+        assert_eq!(view["ssh_listen"], f.gw.ssh_addr().to_string());
+        let key = f.gw.gateway().secrets().ssh_host_public_key();
+        assert_eq!(view["ssh_host_key"], key.to_openssh().unwrap());
+        assert_eq!(
+            view["ssh_host_key_fingerprint"],
+            sallyport_core::model::Fingerprint::of(&key).to_string()
+        );
+        let parsed: sallyport_core::api::GatewayView = serde_json::from_value(view).unwrap();
+        assert!(parsed.ssh_host_key.starts_with("ssh-ed25519 "));
     }
     f.gw.shutdown().await;
 }

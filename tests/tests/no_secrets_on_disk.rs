@@ -48,6 +48,7 @@ async fn dev_state_dir_holds_no_private_key_material() {
     let gw = DevGateway::start(DevOptions {
         state_dir: state.clone(),
         api_listen: "127.0.0.1:0".parse().unwrap(),
+        ssh_listen: "127.0.0.1:0".parse().unwrap(),
     })
     .await
     .unwrap();

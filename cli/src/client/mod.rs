@@ -82,6 +82,11 @@ impl ApiClient {
         Ok(Self { http, base, token })
     }
 
+    /// The gateway's base URL, as configured.
+    pub fn base(&self) -> &Url {
+        &self.base
+    }
+
     /// `GET /v1/<segments>?<query>`
     pub async fn get(
         &self,

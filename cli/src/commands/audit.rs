@@ -1,4 +1,5 @@
-//! `audit search` (following `next_after_seq` until the limit) and `audit verify`.
+//! `audit search` (following `next_after_seq` until the limit) and `audit verify`; the other
+//! auditor tools are in `audit_tools`.
 
 use sallyport_core::api::{AuditPage, VerifyView};
 use sallyport_core::audit::Record;
@@ -6,7 +7,7 @@ use sallyport_core::model::ModelError;
 use sallyport_core::time::Timestamp;
 use serde_json::Value;
 
-use super::Ctx;
+use super::{audit_tools, Ctx};
 use crate::args::{AuditCmd, AuditSearch};
 use crate::error::CliError;
 use crate::output::{clean, decode, or_dash, Format, Table};
@@ -17,7 +18,11 @@ const PAGE: usize = 1000;
 pub(super) async fn run(ctx: &Ctx, cmd: AuditCmd) -> Result<(), CliError> {
     match cmd {
         AuditCmd::Search(search) => self::search(ctx, &search).await,
-        AuditCmd::Verify => verify(ctx).await,
+        AuditCmd::Tail(t) => audit_tools::tail(ctx, &t).await,
+        AuditCmd::Export(e) => audit_tools::export(ctx, &e).await,
+        AuditCmd::Verify { file: None } => verify(ctx).await,
+        AuditCmd::Verify { file: Some(path) } => audit_tools::verify_file(ctx.out, &path),
+        AuditCmd::Backlog => audit_tools::backlog(ctx).await,
     }
 }
 

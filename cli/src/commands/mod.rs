@@ -7,11 +7,16 @@
 //! - `targets`: `target …`.
 //! - `grants`: `grant …` and `revoke`.
 //! - `audit`: `audit search` (paged) and `audit verify`.
+//! - `audit_tools`: `audit tail [-f]`, `audit export`, `audit verify --file` (offline),
+//!   `audit backlog`.
 //! - `tokens`: `token issue` and `whoami`.
+//! - `ssh_config`: `ssh-config`.
 
 mod audit;
+mod audit_tools;
 mod grants;
 mod keys;
+mod ssh_config;
 mod targets;
 mod tokens;
 mod users;
@@ -20,7 +25,7 @@ use std::path::Path;
 
 use sallyport_core::model::{GrantId, ModelError};
 
-use crate::args::{AuditCmd, Cli, Command, GroupCmd, TokenCmd, UserCmd};
+use crate::args::{AuditCmd, Cli, Command, GroupCmd, SshConfigArgs, TokenCmd, UserCmd};
 use crate::client::ApiClient;
 use crate::error::CliError;
 use crate::output::Out;
@@ -40,6 +45,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
     // Local inputs (files, cross-field rules) are checked before any connection is set up.
     match Prepared::from(cli.command)? {
         Prepared::Completions(shell) => completions(shell, out),
+        Prepared::VerifyExport(path) => audit_tools::verify_file(out, &path),
         Prepared::Remote(remote) => {
             let ctx = Ctx {
                 api: ApiClient::connect(&cli.global)?,
@@ -54,6 +60,8 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
 enum Prepared {
     /// Needs no gateway.
     Completions(clap_complete::Shell),
+    /// `audit verify --file`: offline, needs no gateway.
+    VerifyExport(std::path::PathBuf),
     /// Talks to the gateway.
     Remote(Box<Remote>),
 }
@@ -69,12 +77,16 @@ enum Remote {
     Audit(AuditCmd),
     Token(TokenCmd),
     WhoAmI,
+    SshConfig(SshConfigArgs),
 }
 
 impl Prepared {
     fn from(command: Command) -> Result<Self, CliError> {
         let remote = match command {
             Command::Completions { shell } => return Ok(Prepared::Completions(shell)),
+            Command::Audit(AuditCmd::Verify { file: Some(path) }) => {
+                return Ok(Prepared::VerifyExport(path))
+            }
             Command::User(cmd) => Remote::User(cmd),
             Command::Group(GroupCmd::List) => Remote::Group,
             Command::Key(cmd) => Remote::Key(keys::prepare(cmd)?),
@@ -84,6 +96,7 @@ impl Prepared {
             Command::Audit(cmd) => Remote::Audit(cmd),
             Command::Token(cmd) => Remote::Token(cmd),
             Command::Whoami => Remote::WhoAmI,
+            Command::SshConfig(args) => Remote::SshConfig(args),
         };
         Ok(Prepared::Remote(Box::new(remote)))
     }
@@ -101,6 +114,7 @@ impl Remote {
             Remote::Audit(cmd) => audit::run(ctx, cmd).await,
             Remote::Token(cmd) => tokens::issue(ctx, cmd).await,
             Remote::WhoAmI => tokens::whoami(ctx).await,
+            Remote::SshConfig(args) => ssh_config::run(ctx, args).await,
         }
     }
 }

@@ -79,6 +79,7 @@ impl Harness {
         let gw = DevGateway::start(DevOptions {
             state_dir: dir.path().to_path_buf(),
             api_listen: "127.0.0.1:0".parse().unwrap(),
+            ssh_listen: "127.0.0.1:0".parse().unwrap(),
         })
         .await
         .unwrap_or_else(|e| panic!("dev gateway: {e}"));

@@ -144,6 +144,132 @@ pub enum EventKind {
         /// The instance name.
         instance: String,
     },
+    /// A log service refused events of an accepted batch (CloudWatch's
+    /// `rejectedLogEventsInfo`, or an event refused on its own). They stay in the journal.
+    #[serde(rename = "audit.ship.rejected")]
+    ShipRejected {
+        /// The sink (`cloudwatch:GROUP:STREAM`).
+        sink: String,
+        /// Why: `too_new`, `too_old`, `expired` or `invalid`.
+        reason: String,
+        /// How many events.
+        count: u64,
+        /// The lowest journal sequence number among them.
+        first_seq: u64,
+        /// The highest journal sequence number among them.
+        last_seq: u64,
+    },
+    /// Events were not shipped to a sink because the service would refuse them (too old or too
+    /// new for CloudWatch). They stay in the journal and in the sink's quarantine list.
+    #[serde(rename = "audit.ship.quarantined")]
+    ShipQuarantined {
+        /// The sink.
+        sink: String,
+        /// `too_old` or `too_new`.
+        reason: String,
+        /// How many events.
+        count: u64,
+        /// The lowest journal sequence number among them.
+        first_seq: u64,
+        /// The highest journal sequence number among them.
+        last_seq: u64,
+    },
+    /// An SSH client authenticated (jump mode).
+    #[serde(rename = "ssh.auth.success")]
+    SshAuthSucceeded {
+        /// The user.
+        user: UserName,
+        /// `publickey` or `certificate`.
+        method: String,
+        /// SHA-256 fingerprint of the key that signed (for a certificate, its subject key).
+        fingerprint: Fingerprint,
+        /// The certificate's serial (certificate logins only).
+        cert_serial: Option<u64>,
+        /// The certificate's key id (certificate logins only).
+        cert_key_id: Option<String>,
+    },
+    /// An SSH authentication attempt was refused.
+    #[serde(rename = "ssh.auth.failure")]
+    SshAuthFailed {
+        /// The user name as the client sent it (not necessarily a user; at most 64 characters).
+        user: String,
+        /// `publickey`, `certificate`, `password`, `keyboard-interactive` or `unknown`.
+        method: String,
+        /// Fingerprint of the key offered, if any.
+        fingerprint: Option<Fingerprint>,
+        /// Why, a stable code (`unknown-user`, `key-not-registered`, `rate-limited`, …).
+        reason: String,
+    },
+    /// An authenticated SSH session began.
+    #[serde(rename = "ssh.session.start")]
+    SshSessionStarted {
+        /// The user.
+        user: UserName,
+        /// The client's version string, as sent (printable ASCII, at most 128 characters).
+        client: String,
+    },
+    /// An authenticated SSH session ended.
+    #[serde(rename = "ssh.session.end")]
+    SshSessionEnded {
+        /// The user.
+        user: UserName,
+        /// Why: `client`, `revoked`, `expired`, `idle`, `shutdown` or `error`.
+        reason: String,
+        /// How long it lasted, in milliseconds.
+        duration_ms: u64,
+        /// How many tunnels it opened.
+        tunnels: u64,
+    },
+    /// A jump tunnel (`direct-tcpip`) was opened to a target.
+    #[serde(rename = "ssh.tunnel.open")]
+    SshTunnelOpened {
+        /// The user.
+        user: UserName,
+        /// The tunnel's number within its session.
+        tunnel: u64,
+        /// The destination as asked: a target name or an IP address.
+        target: String,
+        /// The destination port.
+        port: u16,
+        /// The address connected to (`HOST:PORT`).
+        address: String,
+        /// The grant that allowed it.
+        grant: GrantId,
+    },
+    /// A jump tunnel was refused.
+    #[serde(rename = "ssh.tunnel.denied")]
+    SshTunnelDenied {
+        /// The user.
+        user: UserName,
+        /// The destination as asked (at most 255 characters).
+        target: String,
+        /// The destination port as asked.
+        port: u32,
+        /// Why, a stable code ([`crate::policy::Denial::code`], or `target-unreachable`, …).
+        reason: String,
+    },
+    /// A jump tunnel closed.
+    #[serde(rename = "ssh.tunnel.close")]
+    SshTunnelClosed {
+        /// The user.
+        user: UserName,
+        /// The tunnel's number within its session.
+        tunnel: u64,
+        /// The destination as asked.
+        target: String,
+        /// The destination port.
+        port: u16,
+        /// The grant that allowed it.
+        grant: GrantId,
+        /// Why it closed.
+        reason: TunnelCloseReason,
+        /// Bytes relayed from the client to the target.
+        bytes_to_target: u64,
+        /// Bytes relayed from the target to the client.
+        bytes_to_client: u64,
+        /// How long it was open, in milliseconds.
+        duration_ms: u64,
+    },
 }
 
 impl EventKind {
@@ -178,6 +304,15 @@ impl EventKind {
             EventKind::TokenIssued { .. } => ("api.token.issue", "A2001I", 1),
             EventKind::GatewayStarted { .. } => ("gateway.start", "G1001I", 1),
             EventKind::GatewayStopped { .. } => ("gateway.stop", "G1002I", 1),
+            EventKind::ShipRejected { .. } => ("audit.ship.rejected", "L1001W", 1),
+            EventKind::ShipQuarantined { .. } => ("audit.ship.quarantined", "L1002W", 1),
+            EventKind::SshAuthSucceeded { .. } => ("ssh.auth.success", "S1001I", 1),
+            EventKind::SshAuthFailed { .. } => ("ssh.auth.failure", "S1002W", 1),
+            EventKind::SshSessionStarted { .. } => ("ssh.session.start", "S1010I", 1),
+            EventKind::SshSessionEnded { .. } => ("ssh.session.end", "S1011I", 1),
+            EventKind::SshTunnelOpened { .. } => ("ssh.tunnel.open", "S1020I", 1),
+            EventKind::SshTunnelDenied { .. } => ("ssh.tunnel.denied", "S1021W", 1),
+            EventKind::SshTunnelClosed { .. } => ("ssh.tunnel.close", "S1022I", 1),
         }
     }
 
@@ -190,14 +325,23 @@ impl EventKind {
             | EventKind::UserGroupsSet { user, .. }
             | EventKind::KeyAdded { user, .. }
             | EventKind::KeyRemoved { user, .. }
-            | EventKind::TokenIssued { user, .. } => Some(user.to_string()),
+            | EventKind::TokenIssued { user, .. }
+            | EventKind::SshAuthSucceeded { user, .. }
+            | EventKind::SshSessionStarted { user, .. }
+            | EventKind::SshSessionEnded { user, .. }
+            | EventKind::SshTunnelOpened { user, .. }
+            | EventKind::SshTunnelDenied { user, .. }
+            | EventKind::SshTunnelClosed { user, .. } => Some(user.to_string()),
+            EventKind::SshAuthFailed { user, .. } => Some(user.clone()),
             EventKind::GrantCreated { subject, .. }
             | EventKind::GrantRevoked { subject, .. }
             | EventKind::GrantExpired { subject, .. } => Some(subject.to_string()),
             EventKind::TargetCreated { .. }
             | EventKind::TargetRemoved { .. }
             | EventKind::GatewayStarted { .. }
-            | EventKind::GatewayStopped { .. } => None,
+            | EventKind::GatewayStopped { .. }
+            | EventKind::ShipRejected { .. }
+            | EventKind::ShipQuarantined { .. } => None,
         }
     }
 
@@ -208,6 +352,9 @@ impl EventKind {
                 Some(target.to_string())
             }
             EventKind::GrantCreated { object, .. } => Some(object.clone()),
+            EventKind::SshTunnelOpened { target, .. }
+            | EventKind::SshTunnelDenied { target, .. }
+            | EventKind::SshTunnelClosed { target, .. } => Some(target.clone()),
             _ => None,
         }
     }
@@ -225,6 +372,38 @@ impl EventKind {
     /// Rebuilds a typed event from a journal record's name and data.
     pub fn from_parts(name: &str, data: &serde_json::Value) -> Option<Self> {
         serde_json::from_value(serde_json::json!({ "event": name, "data": data })).ok()
+    }
+}
+
+/// Why a jump tunnel closed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TunnelCloseReason {
+    /// The client closed it (or its connection ended).
+    Client,
+    /// The target closed it, or the connection to it failed.
+    Target,
+    /// Access was taken away: grant revoked, user disabled, key removed.
+    Revoked,
+    /// The grant (or the user's certificate) expired.
+    Expired,
+    /// No bytes moved for the idle timeout.
+    Idle,
+    /// The gateway is shutting down.
+    Shutdown,
+}
+
+impl TunnelCloseReason {
+    /// The reason's name in audit records.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TunnelCloseReason::Client => "client",
+            TunnelCloseReason::Target => "target",
+            TunnelCloseReason::Revoked => "revoked",
+            TunnelCloseReason::Expired => "expired",
+            TunnelCloseReason::Idle => "idle",
+            TunnelCloseReason::Shutdown => "shutdown",
+        }
     }
 }
 
@@ -278,5 +457,50 @@ mod tests {
         assert_eq!(v["event"], k.name());
         assert_eq!(k.data(), serde_json::json!({ "user": "alice" }));
         assert_eq!(EventKind::from_parts(k.name(), &k.data()), Some(k));
+    }
+
+    #[test]
+    fn ssh_events_round_trip_with_their_names() {
+        let grant: GrantId = "00000000-0000-4000-8000-000000000001".parse().unwrap();
+        let user: UserName = "alice".parse().unwrap();
+        let kinds = [
+            EventKind::SshAuthFailed {
+                user: "mallory".into(),
+                method: "publickey".into(),
+                fingerprint: None,
+                reason: "unknown-user".into(),
+            },
+            EventKind::SshTunnelClosed {
+                user: user.clone(),
+                tunnel: 1,
+                target: "db-1".into(),
+                port: 22,
+                grant,
+                reason: TunnelCloseReason::Revoked,
+                bytes_to_target: 10,
+                bytes_to_client: 20,
+                duration_ms: 30,
+            },
+        ];
+        for k in kinds {
+            let v = serde_json::to_value(&k).unwrap();
+            assert_eq!(v["event"], k.name());
+            assert!(k.code().starts_with('S'), "{}", k.code());
+            assert_eq!(EventKind::from_parts(k.name(), &k.data()), Some(k.clone()));
+        }
+        let closed = EventKind::SshTunnelClosed {
+            user,
+            tunnel: 1,
+            target: "db-1".into(),
+            port: 22,
+            grant,
+            reason: TunnelCloseReason::Expired,
+            bytes_to_target: 0,
+            bytes_to_client: 0,
+            duration_ms: 0,
+        };
+        assert_eq!(closed.data()["reason"], "expired");
+        assert_eq!(closed.target().as_deref(), Some("db-1"));
+        assert_eq!(closed.subject_user().as_deref(), Some("alice"));
     }
 }

@@ -16,9 +16,16 @@
 //!
 //! - `event`: the typed, versioned [`EventKind`] enum and the [`Event`] envelope.
 //! - `chain`: [`Record`], canonical bytes, [`ChainHead`] and the streaming [`Verifier`].
+//! - [`flat`]: the shipped form of a record, one flat JSON object (`docs/audit-events.md`).
+//! - [`batch`]: cuts records into batches a log service accepts (CloudWatch's `PutLogEvents`
+//!   rules), splitting oversize events and quarantining ones too old or too new.
+//! - [`export`]: the offline export file (JSON lines with the chain's anchors) and its check.
 
+pub mod batch;
 mod chain;
 mod event;
+pub mod export;
+pub mod flat;
 
 pub use chain::{ChainError, ChainHead, ChainSummary, Record, Verifier, GENESIS_HASH};
-pub use event::{Event, EventKind, SYSTEM_ACTOR};
+pub use event::{Event, EventKind, TunnelCloseReason, SYSTEM_ACTOR};

@@ -3,6 +3,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
+use super::decide::{Credential, Denial};
 use crate::model::{
     Fingerprint, Grant, GrantId, GrantObject, Login, PortSpec, ProtocolSet, Subject, Target,
     TargetName, User, UserName, UserState,
@@ -126,6 +127,33 @@ impl Snapshot {
         self.targets.get(name)
     }
 
+    /// Whether `user` is known and active (what a login checks before any credential).
+    pub fn check_user(&self, user: &UserName) -> Result<(), Denial> {
+        match self.users.get(user) {
+            None => Err(Denial::UnknownUser),
+            Some(e) if !e.active => Err(Denial::UserDisabled),
+            Some(_) => Ok(()),
+        }
+    }
+
+    /// Whether `user` may log in with `credential` now: known, active, and for a key, the key
+    /// still registered to them. The SSH layer asks at login and again on every change notice,
+    /// so that disabling the user or removing the key ends their sessions.
+    pub fn authenticate(&self, user: &UserName, credential: &Credential) -> Result<(), Denial> {
+        self.check_user(user)?;
+        match credential {
+            Credential::Key(fp) => {
+                let registered = self.users.get(user).is_some_and(|e| e.keys.contains(fp));
+                if registered {
+                    Ok(())
+                } else {
+                    Err(Denial::KeyNotRegistered)
+                }
+            }
+            Credential::Certificate { .. } => Ok(()),
+        }
+    }
+
     /// The first instant after `now` at which some grant opens or closes, so that a timer can
     /// announce it on the change feed.
     pub fn next_transition_after(&self, now: Timestamp) -> Option<Timestamp> {
@@ -150,5 +178,61 @@ impl Snapshot {
                     .collect()
             })
             .unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod authenticate_tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+    use crate::model::Role;
+
+    fn user(name: &str, state: UserState) -> User {
+        User {
+            name: name.parse().unwrap(),
+            roles: BTreeSet::from([Role::Engineer]),
+            groups: BTreeSet::new(),
+            state,
+            created_at: Timestamp::from_millis(0),
+        }
+    }
+
+    fn fp(c: char) -> Fingerprint {
+        Fingerprint::try_from(format!("SHA256:{}", c.to_string().repeat(43))).unwrap()
+    }
+
+    #[test]
+    fn authenticate_follows_user_state_and_keys() {
+        let alice: UserName = "alice".parse().unwrap();
+        let bob: UserName = "bob".parse().unwrap();
+        let eve: UserName = "eve".parse().unwrap();
+        let snap = Snapshot::compile(
+            1,
+            &[
+                user("alice", UserState::Active),
+                user("bob", UserState::Disabled),
+            ],
+            &[(alice.clone(), fp('a')), (bob.clone(), fp('b'))],
+            &[],
+            &[],
+        );
+        let key = |c| Credential::Key(fp(c));
+        let cert = Credential::Certificate { serial: 7 };
+        assert_eq!(snap.authenticate(&alice, &key('a')), Ok(()));
+        assert_eq!(snap.authenticate(&alice, &cert), Ok(()));
+        assert_eq!(
+            snap.authenticate(&alice, &key('b')),
+            Err(Denial::KeyNotRegistered)
+        );
+        assert_eq!(
+            snap.authenticate(&bob, &key('b')),
+            Err(Denial::UserDisabled)
+        );
+        assert_eq!(snap.authenticate(&bob, &cert), Err(Denial::UserDisabled));
+        assert_eq!(snap.authenticate(&eve, &cert), Err(Denial::UnknownUser));
+        assert_eq!(snap.check_user(&alice), Ok(()));
+        assert_eq!(snap.check_user(&eve), Err(Denial::UnknownUser));
     }
 }

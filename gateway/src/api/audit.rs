@@ -5,7 +5,9 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use sallyport_core::api::{AuditPage, AuditQuery, IssueToken, TokenView, VerifyView, WhoAmI};
+use sallyport_core::api::{
+    AuditPage, AuditQuery, BacklogView, IssueToken, SinkBacklog, TokenView, VerifyView, WhoAmI,
+};
 use sallyport_core::audit::EventKind;
 use sallyport_core::model::{Role, UserState};
 
@@ -69,6 +71,35 @@ pub async fn verify(
         first_bad_seq: outcome.error.as_ref().map(|e| e.first_bad_seq()),
         error: outcome.error,
     }))
+}
+
+pub async fn backlog(
+    State(s): State<ApiState>,
+    caller: Caller,
+) -> Result<Json<BacklogView>, ApiError> {
+    caller.require(&[Role::Auditor, Role::Admin])?;
+    let store = s.control.store();
+    let head_seq = store.journal_head().await?.seq;
+    let now = sallyport_core::time::Timestamp::now();
+    let sinks = store
+        .sink_statuses()
+        .await?
+        .into_iter()
+        .map(|st| SinkBacklog {
+            oldest_age_secs: st.oldest_pending.map(|t| t.until(now).as_secs()),
+            sink: st.sink,
+            checkpoint_seq: st.checkpoint_seq,
+            backlog_events: st.backlog_events,
+            oldest_pending: st.oldest_pending,
+            delivered: st.delivered,
+            rejected: st.rejected,
+            quarantined: st.quarantined,
+            last_error: st.last_error,
+            last_error_at: st.last_error_at,
+            updated_at: st.updated_at,
+        })
+        .collect();
+    Ok(Json(BacklogView { head_seq, sinks }))
 }
 
 pub async fn issue_token(

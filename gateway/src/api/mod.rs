@@ -11,7 +11,7 @@
 //! - `auth`: tokens ([`TokenIssuer`]) and the [`auth::Caller`] extractor.
 //! - `error`: [`ApiError`], the one mapping from internal errors to status and code.
 //! - `extract`: body, query and path extractors whose rejections are 4xx JSON errors.
-//! - `users`, `access`, `audit`: handlers. `views`: model → response bodies.
+//! - `users`, `access`, `audit`, `gateway`: handlers. `views`: model → response bodies.
 //! - `openapi.json`: the OpenAPI document served at `/v1/openapi.json`.
 
 mod access;
@@ -19,6 +19,7 @@ mod audit;
 pub mod auth;
 mod error;
 mod extract;
+mod gateway;
 mod users;
 mod views;
 
@@ -50,6 +51,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/health"),
     ("get", "/v1/openapi.json"),
     ("get", "/v1/whoami"),
+    ("get", "/v1/gateway"),
     ("post", "/v1/users"),
     ("get", "/v1/users"),
     ("get", "/v1/users/{name}"),
@@ -70,6 +72,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/grants/{id}/revoke"),
     ("get", "/v1/audit/events"),
     ("post", "/v1/audit/verify"),
+    ("get", "/v1/audit/backlog"),
     ("post", "/v1/tokens"),
 ];
 
@@ -80,6 +83,8 @@ pub struct ApiState {
     pub control: Arc<Control>,
     /// Token signing and checking.
     pub tokens: Arc<TokenIssuer>,
+    /// How engineers reach this gateway over SSH (`GET /v1/gateway`).
+    pub gateway: Arc<sallyport_core::api::GatewayView>,
 }
 
 /// The API's routes.
@@ -94,6 +99,7 @@ pub fn router(state: ApiState) -> Router {
             get(|| async { ([(CONTENT_TYPE, "application/json")], OPENAPI) }),
         )
         .route("/v1/whoami", get(audit::whoami))
+        .route("/v1/gateway", get(gateway::show))
         .route("/v1/users", post(users::create).get(users::list))
         .route("/v1/users/{name}", get(users::show))
         .route("/v1/users/{name}/disable", post(users::disable))
@@ -121,6 +127,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/grants/{id}/revoke", post(access::revoke_grant))
         .route("/v1/audit/events", get(audit::search))
         .route("/v1/audit/verify", post(audit::verify))
+        .route("/v1/audit/backlog", get(audit::backlog))
         .route("/v1/tokens", post(audit::issue_token))
         .fallback(|| async { ApiError::not_found("no such API path").into_response() })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed().into_response() })

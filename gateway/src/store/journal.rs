@@ -25,9 +25,26 @@ const VERIFY_PAGE: i64 = 2000;
 /// Largest page a search returns.
 pub const MAX_SEARCH_LIMIT: u32 = 10_000;
 
+/// Rows per `INSERT` when journaling a group (14 binds each, well under every bind limit).
+const ROWS_PER_INSERT: usize = 64;
+
 impl WriteTx {
     /// Appends `event` to the journal inside this transaction.
     pub async fn journal(&mut self, event: &Event) -> Result<Record, StoreError> {
+        let mut records = self.journal_many(std::slice::from_ref(event)).await?;
+        records.pop().ok_or_else(|| StoreError::Corrupt {
+            what: "journal".into(),
+            why: "appending one event returned no record".into(),
+        })
+    }
+
+    /// Appends `events`, in order, inside this transaction: the head is read (and on
+    /// PostgreSQL locked) once, the records are chained in memory and inserted
+    /// [`ROWS_PER_INSERT`] to a statement, and the head moves once.
+    pub async fn journal_many(&mut self, events: &[Event]) -> Result<Vec<Record>, StoreError> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
         let lock = match self.backend {
             Backend::Postgres => " FOR UPDATE",
             Backend::Sqlite => "",
@@ -37,39 +54,65 @@ impl WriteTx {
         ))
         .fetch_one(&mut *self.tx)
         .await?;
-        let head = ChainHead {
+        let mut head = ChainHead {
             seq: u64::try_from(int(&row, "seq")?).map_err(|_| StoreError::Corrupt {
                 what: "journal head".into(),
                 why: "negative sequence".into(),
             })?,
             hash: text(&row, "hash")?,
         };
-        let record = head.append(event);
-        sqlx::query(&format!(
-            "INSERT INTO audit_events ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
-        ))
-        .bind(seq_to_db(record.seq))
-        .bind(record.id.clone())
-        .bind(record.time.as_millis())
-        .bind(record.event.clone())
-        .bind(record.code.clone())
-        .bind(i64::from(record.version))
-        .bind(record.actor.clone())
-        .bind(record.user.clone())
-        .bind(record.target.clone())
-        .bind(record.session.clone())
-        .bind(record.source.clone())
-        .bind(record.data.to_string())
-        .bind(record.prev_hash.clone())
-        .bind(record.hash.clone())
-        .execute(&mut *self.tx)
-        .await?;
+        let mut records = Vec::with_capacity(events.len());
+        for event in events {
+            let record = head.append(event);
+            head = ChainHead::from(&record);
+            records.push(record);
+        }
+        // Numbered `$n` placeholders for PostgreSQL. SQLite gets anonymous `?` (bound in order):
+        // sqlx looks up each numbered parameter's name, which SQLite finds by a linear scan, so
+        // numbered parameters make a 896-parameter statement cost O(n²).
+        let backend = self.backend;
+        let placeholder = |n: usize| match backend {
+            Backend::Postgres => format!("${n}"),
+            Backend::Sqlite => "?".to_owned(),
+        };
+        for group in records.chunks(ROWS_PER_INSERT) {
+            let values: Vec<String> = (0..group.len())
+                .map(|i| {
+                    let cols: Vec<String> = (1..=14).map(|c| placeholder(i * 14 + c)).collect();
+                    format!("({})", cols.join(", "))
+                })
+                .collect();
+            let sql = format!(
+                "INSERT INTO audit_events ({COLUMNS}) VALUES {}",
+                values.join(", ")
+            );
+            let mut query = sqlx::query(&sql);
+            for r in group {
+                query = query
+                    .bind(seq_to_db(r.seq))
+                    .bind(r.id.clone())
+                    .bind(r.time.as_millis())
+                    .bind(r.event.clone())
+                    .bind(r.code.clone())
+                    .bind(i64::from(r.version))
+                    .bind(r.actor.clone())
+                    .bind(r.user.clone())
+                    .bind(r.target.clone())
+                    .bind(r.session.clone())
+                    .bind(r.source.clone())
+                    .bind(r.data.to_string())
+                    .bind(r.prev_hash.clone())
+                    .bind(r.hash.clone());
+            }
+            query.execute(&mut *self.tx).await?;
+        }
         sqlx::query("UPDATE journal_head SET seq = $1, hash = $2 WHERE id = 1")
-            .bind(seq_to_db(record.seq))
-            .bind(record.hash.clone())
+            .bind(seq_to_db(head.seq))
+            .bind(head.hash.clone())
             .execute(&mut *self.tx)
             .await?;
-        Ok(record)
+        self.last_seq = Some(head.seq);
+        Ok(records)
     }
 }
 
@@ -91,6 +134,23 @@ impl Store {
             seq: u64::try_from(int(&row, "seq")?).unwrap_or(0),
             hash: text(&row, "hash")?,
         })
+    }
+
+    /// Up to `limit` records after `after_seq`, in sequence order (what sinks ship next).
+    pub async fn journal_after(
+        &self,
+        after_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<Record>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM audit_events WHERE seq > $1 ORDER BY seq LIMIT $2"
+        ))
+        .bind(seq_to_db(after_seq))
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(record_from_row).collect()
     }
 
     /// Records matching `q`, oldest first, at most `q.limit` (default 100, at most 10,000).

@@ -10,7 +10,9 @@
 //! - `error`: [`StoreError`].
 //! - `users`, `keys`, `targets`, `grants`: one repository each (reads on [`Store`], writes on
 //!   [`WriteTx`]).
-//! - `journal`: append, search, and the streaming chain verification.
+//! - `journal`: append (one event or a group in one statement per 64 rows), read ranges,
+//!   search, and the streaming chain verification.
+//! - `sinks`: audit sinks' checkpoints, quarantine lists and backlog figures.
 //! - `rows`: text columns back into validated model values.
 
 mod error;
@@ -18,6 +20,7 @@ mod grants;
 mod journal;
 mod keys;
 mod rows;
+mod sinks;
 mod targets;
 mod users;
 
@@ -27,11 +30,12 @@ use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{Any, AnyPool, Transaction};
-use tokio::sync::{Mutex, OwnedMutexGuard};
+use tokio::sync::{watch, Mutex, OwnedMutexGuard};
 
 pub use error::StoreError;
 pub use journal::{JournalSearch, VerifyOutcome, MAX_SEARCH_LIMIT};
 pub use keys::StoredKey;
+pub use sinks::{QuarantineEntry, SinkStatus};
 
 /// Which database is behind the store.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,6 +58,9 @@ pub struct Store {
     /// taking turns here avoids its lock-upgrade failures; on PostgreSQL the journal head row
     /// lock orders writers across gateways.
     writer: Arc<Mutex<()>>,
+    /// The last journal seq committed through this handle (sinks wake on it; records written
+    /// by another process are seen by their timers).
+    head: Arc<watch::Sender<u64>>,
 }
 
 impl Store {
@@ -84,9 +91,22 @@ impl Store {
             Backend::Sqlite => 4,
             Backend::Postgres => 10,
         };
+        let sqlite = backend == Backend::Sqlite;
         let pool = AnyPoolOptions::new()
             .max_connections(max)
             .acquire_timeout(Duration::from_secs(10))
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    if sqlite {
+                        // The journal's indexes outgrow SQLite's 2 MiB default page cache
+                        // after a few hundred thousand records; appends then wait on reads.
+                        sqlx::query("PRAGMA cache_size = -32768")
+                            .execute(&mut *conn)
+                            .await?;
+                    }
+                    Ok(())
+                })
+            })
             .connect_with(options)
             .await
             .map_err(|e| StoreError::Connect {
@@ -102,6 +122,7 @@ impl Store {
             pool,
             backend,
             writer: Arc::new(Mutex::new(())),
+            head: Arc::new(watch::channel(0).0),
         })
     }
 
@@ -128,8 +149,15 @@ impl Store {
         Ok(WriteTx {
             tx,
             backend: self.backend,
+            last_seq: None,
+            head: Arc::clone(&self.head),
             _guard: guard,
         })
+    }
+
+    /// Follows the journal's head as committed through this store (in this process).
+    pub fn watch_head(&self) -> watch::Receiver<u64> {
+        self.head.subscribe()
     }
 
     /// Closes the pool, waiting for connections to return.
@@ -148,6 +176,9 @@ impl Store {
 pub struct WriteTx {
     tx: Transaction<'static, Any>,
     backend: Backend,
+    /// The last record journaled in this transaction.
+    last_seq: Option<u64>,
+    head: Arc<watch::Sender<u64>>,
     _guard: OwnedMutexGuard<()>,
 }
 
@@ -155,6 +186,15 @@ impl WriteTx {
     /// Commits the change and its journal records together.
     pub async fn commit(self) -> Result<(), StoreError> {
         self.tx.commit().await?;
+        if let Some(seq) = self.last_seq {
+            self.head.send_if_modified(|h| {
+                let newer = seq > *h;
+                if newer {
+                    *h = seq;
+                }
+                newer
+            });
+        }
         Ok(())
     }
 }

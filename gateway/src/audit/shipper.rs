@@ -1,0 +1,386 @@
+//! One shipper per sink: reads the journal after the sink's checkpoint, cuts batches with
+//! `core::audit::batch`, sends them one at a time, and moves the checkpoint after each batch the
+//! sink accepted.
+//!
+//! ```text
+//!  loop: every flush interval (or at once when a full batch is waiting)
+//!    records after checkpoint (a page) ─▶ flat JSON ─▶ plan(now, limits)
+//!      quarantined ─▶ sink_quarantine + audit.ship.quarantined   (one transaction)
+//!      each batch ─▶ deliver ─┬─ ok ─▶ rejected? ─▶ sink_quarantine + audit.ship.rejected
+//!                             │        ─▶ checkpoint = batch.ack_seq
+//!                             ├─ retryable ─▶ backoff (jitter), same batch again
+//!                             ├─ missing   ─▶ prepare (create the stream), again
+//!                             └─ refused   ─▶ split in halves; a single event refused is
+//!                                             reported as rejected (`invalid`), never resent
+//!  shutdown: ship what is pending for up to `drain`, then stop; the checkpoint keeps the place
+//! ```
+
+use std::time::Duration;
+
+use sallyport_core::audit::batch::{self, Entry, LogEvent};
+use sallyport_core::audit::flat::flat_message;
+use sallyport_core::audit::{Event, EventKind, SYSTEM_ACTOR};
+use sallyport_core::time::Timestamp;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use super::{Backoff, RejectReason, Sink, SinkError};
+use crate::store::{QuarantineEntry, Store};
+
+/// How a shipper runs.
+#[derive(Debug, Clone)]
+pub struct ShipperOptions {
+    /// This gateway's name (the `instance` field of every shipped event).
+    pub instance: String,
+    /// How long events may wait to fill a batch.
+    pub flush: Duration,
+    /// Records read from the journal at a time.
+    pub page: usize,
+    /// How long shutdown waits for pending events to ship.
+    pub drain: Duration,
+    /// Retry waits.
+    pub backoff: Backoff,
+}
+
+impl ShipperOptions {
+    /// One-second flush, pages of 10,000, five seconds to drain.
+    pub fn new(instance: impl Into<String>) -> Self {
+        Self {
+            instance: instance.into(),
+            flush: Duration::from_secs(1),
+            page: 10_000,
+            drain: Duration::from_secs(5),
+            backoff: Backoff::default(),
+        }
+    }
+}
+
+/// Shipping stopped before the work was done (shutdown past the drain deadline).
+#[derive(Debug)]
+struct Stopped;
+
+/// Ships the journal to one sink.
+#[derive(Debug)]
+pub struct Shipper<S> {
+    store: Store,
+    sink: S,
+    opts: ShipperOptions,
+    shutdown: watch::Receiver<bool>,
+    stop_at: Option<Instant>,
+    prepared: bool,
+    ack: u64,
+}
+
+/// Starts a shipper task for `sink`; it drains and ends when `shutdown` turns true.
+pub fn spawn_shipper<S: Sink>(
+    store: Store,
+    sink: S,
+    opts: ShipperOptions,
+    shutdown: watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    let name = sink.name().to_owned();
+    tokio::spawn(async move {
+        let shipper = Shipper {
+            store,
+            sink,
+            opts,
+            shutdown,
+            stop_at: None,
+            prepared: false,
+            ack: 0,
+        };
+        shipper.run().await;
+        tracing::info!(sink = %name, "audit shipper stopped");
+    })
+}
+
+impl<S: Sink> Shipper<S> {
+    async fn run(mut self) {
+        let name = self.sink.name().to_owned();
+        let mut head = self.store.watch_head();
+        loop {
+            match self.store.open_sink(&name).await {
+                Ok(seq) => {
+                    self.ack = seq;
+                    break;
+                }
+                Err(e) => {
+                    tracing::error!(sink = %name, cause = %e, "cannot read the sink's checkpoint");
+                    let wait = self.opts.backoff.next_wait();
+                    if self.wait(wait).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+        tracing::info!(sink = %name, checkpoint = self.ack, "audit shipper started");
+        let full = self.sink.limits().max_events as u64;
+        loop {
+            if self.ship_pending().await.is_err() {
+                return;
+            }
+            if self.stop_at.is_some() {
+                return;
+            }
+            let tick = tokio::time::sleep(self.opts.flush);
+            tokio::pin!(tick);
+            loop {
+                tokio::select! {
+                    _ = &mut tick => break,
+                    changed = head.changed() => {
+                        if changed.is_err() {
+                            (&mut tick).await;
+                            break;
+                        }
+                        if *head.borrow_and_update() >= self.ack.saturating_add(full) {
+                            break;
+                        }
+                    }
+                    () = stopping(&mut self.shutdown) => {
+                        self.stop_at = Some(Instant::now() + self.opts.drain);
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Ships everything after the checkpoint, page by page.
+    async fn ship_pending(&mut self) -> Result<(), Stopped> {
+        let name = self.sink.name().to_owned();
+        loop {
+            let records = match self.store.journal_after(self.ack, self.opts.page).await {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::error!(sink = %name, cause = %e, "cannot read the journal");
+                    let wait = self.opts.backoff.next_wait();
+                    self.wait(wait).await?;
+                    continue;
+                }
+            };
+            let Some(last) = records.last() else {
+                return Ok(());
+            };
+            let (count, last_seq) = (records.len(), last.seq);
+            let entries: Vec<Entry> = records
+                .iter()
+                .map(|r| Entry {
+                    seq: r.seq,
+                    time: r.time,
+                    message: flat_message(r, &self.opts.instance),
+                })
+                .collect();
+            drop(records);
+            let plan = batch::plan(entries, Timestamp::now(), &self.sink.limits());
+            if !plan.split.is_empty() {
+                tracing::warn!(sink = %name, seqs = ?plan.split, "oversize audit events shipped in parts");
+            }
+            if !plan.quarantined.is_empty() {
+                let entries: Vec<QuarantineEntry> = plan
+                    .quarantined
+                    .iter()
+                    .map(|q| QuarantineEntry {
+                        seq: q.seq,
+                        reason: q.reason.as_str().to_owned(),
+                    })
+                    .collect();
+                self.report(&entries, false).await?;
+            }
+            for b in &plan.batches {
+                let delivered = if b.events.is_empty() {
+                    0
+                } else {
+                    self.send(&b.events).await?
+                };
+                self.persist(b.ack_seq, delivered).await?;
+            }
+            if self.ack < last_seq {
+                tracing::error!(sink = %name, checkpoint = self.ack, last_seq, "a plan left records unacknowledged");
+            }
+            if count < self.opts.page {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Moves the checkpoint, retrying the store until it takes it.
+    async fn persist(&mut self, seq: u64, delivered: u64) -> Result<(), Stopped> {
+        let name = self.sink.name().to_owned();
+        loop {
+            match self.store.advance_sink(&name, seq, delivered).await {
+                Ok(()) => {
+                    self.ack = self.ack.max(seq);
+                    return Ok(());
+                }
+                Err(e) => {
+                    tracing::error!(sink = %name, cause = %e, "cannot store the checkpoint");
+                    let wait = self.opts.backoff.next_wait();
+                    self.wait(wait).await?;
+                }
+            }
+        }
+    }
+
+    /// Sends one batch until the sink takes it; returns how many events it stored.
+    async fn send(&mut self, events: &[LogEvent]) -> Result<u64, Stopped> {
+        let name = self.sink.name().to_owned();
+        // Ranges still to send; a refused range is split in halves, left half first.
+        let mut work = vec![(0usize, events.len())];
+        let mut rejected: Vec<(u64, RejectReason)> = Vec::new();
+        let mut invalid: Vec<u64> = Vec::new();
+        let mut stored = 0u64;
+        while let Some((from, to)) = work.pop() {
+            let Some(part) = events.get(from..to) else {
+                continue;
+            };
+            loop {
+                if !self.prepared {
+                    if let Err(e) = self.sink.prepare().await {
+                        self.failed(&e).await?;
+                        continue;
+                    }
+                    self.prepared = true;
+                }
+                match self.sink.deliver(part).await {
+                    Ok(d) => {
+                        self.opts.backoff.reset();
+                        for (i, why) in &d.rejected {
+                            if let Some(e) = part.get(*i) {
+                                rejected.push((e.seq, *why));
+                            }
+                        }
+                        stored += (part.len() - d.rejected.len().min(part.len())) as u64;
+                        break;
+                    }
+                    Err(SinkError::Refused(cause)) if part.len() > 1 => {
+                        tracing::warn!(sink = %name, events = part.len(), cause = %cause, "batch refused; splitting it to find the refused events");
+                        let mid = from + part.len() / 2;
+                        work.push((mid, to));
+                        work.push((from, mid));
+                        break;
+                    }
+                    Err(SinkError::Refused(cause)) => {
+                        tracing::error!(sink = %name, seq = part.first().map(|e| e.seq), cause = %cause, "event refused by the sink; it stays in the journal");
+                        invalid.extend(part.iter().map(|e| e.seq));
+                        break;
+                    }
+                    Err(e @ SinkError::Missing(_)) => {
+                        self.prepared = false;
+                        self.failed(&e).await?;
+                    }
+                    Err(e @ SinkError::Retryable(_)) => self.failed(&e).await?,
+                }
+            }
+        }
+        let mut entries: Vec<QuarantineEntry> = rejected
+            .iter()
+            .map(|(seq, why)| QuarantineEntry {
+                seq: *seq,
+                reason: why.as_str().to_owned(),
+            })
+            .collect();
+        entries.extend(invalid.iter().map(|seq| QuarantineEntry {
+            seq: *seq,
+            reason: "invalid".to_owned(),
+        }));
+        if !entries.is_empty() {
+            self.report(&entries, true).await?;
+        }
+        Ok(stored)
+    }
+
+    /// Notes a failed attempt and waits before the next.
+    async fn failed(&mut self, e: &SinkError) -> Result<(), Stopped> {
+        let name = self.sink.name().to_owned();
+        let wait = self.opts.backoff.next_wait();
+        tracing::warn!(sink = %name, cause = %e, attempt = self.opts.backoff.attempts(), retry_in = ?wait, "audit delivery failed");
+        if let Err(store_error) = self.store.sink_error(&name, &e.to_string()).await {
+            tracing::error!(sink = %name, cause = %store_error, "cannot note the delivery error");
+        }
+        self.wait(wait).await
+    }
+
+    /// Records undelivered events (quarantine list, counter, one audit event per reason).
+    async fn report(&mut self, entries: &[QuarantineEntry], rejected: bool) -> Result<(), Stopped> {
+        let name = self.sink.name().to_owned();
+        let mut reasons: Vec<&str> = entries.iter().map(|e| e.reason.as_str()).collect();
+        reasons.sort_unstable();
+        reasons.dedup();
+        let events: Vec<Event> = reasons
+            .iter()
+            .map(|reason| {
+                let seqs: Vec<u64> = entries
+                    .iter()
+                    .filter(|e| e.reason == *reason)
+                    .map(|e| e.seq)
+                    .collect();
+                let (count, first_seq, last_seq) = (
+                    seqs.len() as u64,
+                    seqs.iter().copied().min().unwrap_or(0),
+                    seqs.iter().copied().max().unwrap_or(0),
+                );
+                let (sink, reason) = (name.clone(), (*reason).to_owned());
+                let kind = if rejected {
+                    EventKind::ShipRejected {
+                        sink,
+                        reason,
+                        count,
+                        first_seq,
+                        last_seq,
+                    }
+                } else {
+                    EventKind::ShipQuarantined {
+                        sink,
+                        reason,
+                        count,
+                        first_seq,
+                        last_seq,
+                    }
+                };
+                Event::new(Timestamp::now(), SYSTEM_ACTOR, kind)
+            })
+            .collect();
+        let what = if rejected { "rejected" } else { "quarantined" };
+        tracing::warn!(sink = %name, events = entries.len(), what, "audit events not delivered; they stay in the journal");
+        loop {
+            match self
+                .store
+                .quarantine(&name, entries, rejected, &events)
+                .await
+            {
+                Ok(_) => return Ok(()),
+                Err(e) => {
+                    tracing::error!(sink = %name, cause = %e, "cannot record undelivered events");
+                    let wait = self.opts.backoff.next_wait();
+                    self.wait(wait).await?;
+                }
+            }
+        }
+    }
+
+    /// Sleeps `d`; on shutdown, keeps going until the drain deadline, then stops.
+    async fn wait(&mut self, d: Duration) -> Result<(), Stopped> {
+        let until = Instant::now() + d;
+        if self.stop_at.is_none() {
+            tokio::select! {
+                _ = tokio::time::sleep_until(until) => return Ok(()),
+                () = stopping(&mut self.shutdown) => {
+                    self.stop_at = Some(Instant::now() + self.opts.drain);
+                }
+            }
+        }
+        match self.stop_at {
+            Some(stop) if until >= stop => Err(Stopped),
+            _ => {
+                tokio::time::sleep_until(until).await;
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Resolves when shutdown is asked for (or its sender is gone).
+async fn stopping(rx: &mut watch::Receiver<bool>) {
+    let _ = rx.wait_for(|s| *s).await;
+}
