@@ -19,4 +19,5 @@ pub mod fault;
 pub mod moto;
 pub mod ports;
 pub mod postgres;
+mod process;
 pub mod sshd;

@@ -26,16 +26,15 @@ use std::fmt;
 use std::fs::File;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::thread::sleep;
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use tempfile::TempDir;
 
 use crate::ports::free_port;
+use crate::process::{with_retries, Tethered};
 
 /// How long `moto_server` may take to answer HTTP (it imports a lot of Python on start-up, and
 /// the machine may be busy compiling).
@@ -43,16 +42,6 @@ const START_DEADLINE: Duration = Duration::from_secs(90);
 
 /// How many ports to try when the server exits during start-up (e.g. its port was taken).
 const START_ATTEMPTS: usize = 3;
-
-/// Watchdog: waits on stdin; `release` means the harness cleaned up itself, end-of-file without
-/// it means the test process died, so kill the server and remove its log directory.
-/// `$1` = server pid, `$2` = directory to remove.
-const WATCHDOG: &str = r#"
-read -r word || word=
-[ "$word" = release ] && exit 0
-kill -KILL "$1" 2>/dev/null
-rm -rf -- "$2"
-"#;
 
 /// The environment an AWS client needs to talk to moto: dummy credentials and a region.
 pub fn aws_env() -> [(&'static str, &'static str); 3] {
@@ -66,9 +55,8 @@ pub fn aws_env() -> [(&'static str, &'static str); 3] {
 /// A running `moto_server` on 127.0.0.1; killed on drop.
 pub struct MotoServer {
     port: u16,
-    server: Child,
-    watchdog: Child,
-    tether: Option<ChildStdin>,
+    /// Dropped before `dir`: the server is gone before its directory is removed.
+    process: Tethered,
     /// Holds the server's log; removed on drop.
     dir: TempDir,
 }
@@ -77,7 +65,7 @@ impl fmt::Debug for MotoServer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MotoServer")
             .field("port", &self.port)
-            .field("pid", &self.server.id())
+            .field("pid", &self.process.id())
             .field("log", &self.log_path())
             .finish_non_exhaustive()
     }
@@ -87,14 +75,7 @@ impl MotoServer {
     /// Starts `moto_server` on a free loopback port and waits until it answers HTTP.
     pub fn start() -> Result<Self> {
         let exe = find_moto_server()?;
-        let mut last_error = None;
-        for _ in 0..START_ATTEMPTS {
-            match Self::start_once(&exe)? {
-                Ok(server) => return Ok(server),
-                Err(exited_early) => last_error = Some(exited_early),
-            }
-        }
-        Err(last_error.unwrap_or_else(|| anyhow::anyhow!("moto_server did not start")))
+        with_retries(START_ATTEMPTS, "moto_server", || Self::start_once(&exe))
     }
 
     /// One attempt. The outer error is fatal; the inner one means the server exited during
@@ -108,53 +89,22 @@ impl MotoServer {
         let log = File::create(&log_path).context("creating moto_server's log file")?;
         let log_err = log.try_clone().context("cloning the log file handle")?;
         let port = free_port();
-        let server = Command::new(exe)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        let mut cmd = Command::new(exe);
+        cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .env("PYTHONUNBUFFERED", "1")
             .stdin(Stdio::null())
             .stdout(log)
-            .stderr(log_err)
-            // Own process group: a terminal's Ctrl-C reaches the test, and the watchdog cleans up.
-            .process_group(0)
-            .spawn()
-            .with_context(|| format!("starting {}", exe.display()))?;
-        let watchdog = spawn_watchdog(WATCHDOG, server.id(), dir.path());
-        let (watchdog, tether) = match watchdog {
-            Ok(w) => w,
-            Err(e) => {
-                let mut server = server;
-                let _ = server.kill();
-                let _ = server.wait();
-                return Err(e);
-            }
-        };
-        let mut moto = MotoServer {
-            port,
-            server,
-            watchdog,
-            tether: Some(tether),
-            dir,
-        };
-        let deadline = Instant::now() + START_DEADLINE;
-        loop {
-            if let Some(status) = moto.server.try_wait().context("polling moto_server")? {
-                return Ok(Err(anyhow::anyhow!(
-                    "moto_server exited during start-up ({status}); its log:\n{}",
-                    moto.log()
-                )));
-            }
-            if answers_http(port) {
-                return Ok(Ok(moto));
-            }
-            if Instant::now() >= deadline {
-                bail!(
-                    "moto_server did not answer HTTP on 127.0.0.1:{port} within {:?}; its log:\n{}",
-                    START_DEADLINE,
-                    moto.log()
-                );
-            }
-            sleep(Duration::from_millis(100));
-        }
+            .stderr(log_err);
+        let process = Tethered::spawn(&mut cmd, &exe.display().to_string(), dir.path())?;
+        let mut moto = MotoServer { port, process, dir };
+        let ready = moto.process.wait_ready(
+            "moto_server",
+            START_DEADLINE,
+            Duration::from_millis(100),
+            || answers_http(port),
+            || std::fs::read_to_string(&log_path).unwrap_or_default(),
+        )?;
+        Ok(ready.map(|()| moto))
     }
 
     /// `http://127.0.0.1:PORT`, for the AWS SDK's `endpoint_url` or `AWS_ENDPOINT_URL`.
@@ -176,44 +126,6 @@ impl MotoServer {
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.log_path())
             .unwrap_or_else(|e| format!("<cannot read {}: {e}>", self.log_path().display()))
-    }
-}
-
-impl Drop for MotoServer {
-    fn drop(&mut self) {
-        let _ = self.server.kill();
-        let _ = self.server.wait();
-        // The server is reaped: tell the watchdog to leave, so it never signals a reused pid.
-        if let Some(mut tether) = self.tether.take() {
-            let _ = tether.write_all(b"release\n");
-        }
-        let _ = self.watchdog.wait();
-    }
-}
-
-/// Starts `sh -c SCRIPT sh PID DIR` with its stdin on a pipe whose write end this process
-/// holds (close-on-exec, so no other child inherits it).
-pub(crate) fn spawn_watchdog(script: &str, pid: u32, dir: &Path) -> Result<(Child, ChildStdin)> {
-    let mut watchdog = Command::new("/bin/sh")
-        .arg("-c")
-        .arg(script)
-        .arg("sh")
-        .arg(pid.to_string())
-        .arg(dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        // Own process group, so Ctrl-C on the test does not kill the watchdog before it acts.
-        .process_group(0)
-        .spawn()
-        .context("starting the watchdog shell /bin/sh")?;
-    match watchdog.stdin.take() {
-        Some(tether) => Ok((watchdog, tether)),
-        None => {
-            let _ = watchdog.kill();
-            let _ = watchdog.wait();
-            bail!("the watchdog shell has no stdin pipe")
-        }
     }
 }
 

@@ -75,8 +75,8 @@ use rcgen::{
 };
 use tempfile::TempDir;
 
-use crate::moto::spawn_watchdog;
 use crate::ports::free_port;
+use crate::process::spawn_watchdog;
 
 /// How long the server may take to accept connections after it was started.
 const START_DEADLINE: Duration = Duration::from_secs(60);

@@ -17,20 +17,18 @@
 
 use std::fmt;
 use std::fs::{self, File};
-use std::io::{Read, Write};
+use std::io::Read;
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::thread::sleep;
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use tempfile::TempDir;
 
-use crate::moto::spawn_watchdog;
 use crate::ports::free_port;
+use crate::process::{with_retries, Tethered};
 
 /// The sshd binary (it must be started by absolute path).
 pub const SSHD: &str = "/usr/sbin/sshd";
@@ -40,14 +38,6 @@ const START_DEADLINE: Duration = Duration::from_secs(20);
 
 /// Ports to try when sshd cannot bind (another process took the port).
 const START_ATTEMPTS: usize = 3;
-
-/// `$1` = sshd pid, `$2` = the temp dir: on end-of-file without `release`, kill and clean up.
-const WATCHDOG: &str = r#"
-read -r word || word=
-[ "$word" = release ] && exit 0
-kill -KILL "$1" 2>/dev/null
-rm -rf -- "$2"
-"#;
 
 /// What the target accepts.
 #[derive(Debug, Clone, Default)]
@@ -61,9 +51,8 @@ pub struct SshdOptions {
 /// A running `sshd` on 127.0.0.1; killed on drop.
 pub struct Sshd {
     port: u16,
-    server: Child,
-    watchdog: Child,
-    tether: Option<ChildStdin>,
+    /// Dropped before `dir`: the server is gone before its directory is removed.
+    process: Tethered,
     host_key: String,
     dir: TempDir,
 }
@@ -72,7 +61,7 @@ impl fmt::Debug for Sshd {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Sshd")
             .field("port", &self.port)
-            .field("pid", &self.server.id())
+            .field("pid", &self.process.id())
             .field("dir", &self.dir.path())
             .finish_non_exhaustive()
     }
@@ -86,14 +75,7 @@ impl Sshd {
         }
         // Privilege separation wants this directory.
         fs::create_dir_all("/run/sshd").context("creating /run/sshd")?;
-        let mut last = None;
-        for _ in 0..START_ATTEMPTS {
-            match Self::start_once(opts)? {
-                Ok(s) => return Ok(s),
-                Err(e) => last = Some(e),
-            }
-        }
-        Err(last.unwrap_or_else(|| anyhow::anyhow!("sshd did not start")))
+        with_retries(START_ATTEMPTS, "sshd", || Self::start_once(opts))
     }
 
     fn start_once(opts: &SshdOptions) -> Result<Result<Self>> {
@@ -143,49 +125,29 @@ impl Sshd {
         }
         let config_path = d.join("sshd_config");
         write_private(&config_path, &config)?;
-        let log = File::create(d.join("sshd.log"))?;
-        let server = Command::new(SSHD)
-            .args(["-D", "-e", "-f"])
+        let log_path = d.join("sshd.log");
+        let log = File::create(&log_path)?;
+        let mut cmd = Command::new(SSHD);
+        cmd.args(["-D", "-e", "-f"])
             .arg(&config_path)
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
-            .stderr(log)
-            .process_group(0)
-            .spawn()
-            .context("starting sshd")?;
-        let (watchdog, tether) = match spawn_watchdog(WATCHDOG, server.id(), d) {
-            Ok(w) => w,
-            Err(e) => {
-                let mut server = server;
-                let _ = server.kill();
-                let _ = server.wait();
-                return Err(e);
-            }
-        };
+            .stderr(log);
+        let process = Tethered::spawn(&mut cmd, "sshd", d)?;
         let mut sshd = Sshd {
             port,
-            server,
-            watchdog,
-            tether: Some(tether),
+            process,
             host_key: host_public.trim().to_owned(),
             dir,
         };
-        let deadline = Instant::now() + START_DEADLINE;
-        loop {
-            if let Some(status) = sshd.server.try_wait()? {
-                return Ok(Err(anyhow::anyhow!(
-                    "sshd exited during start-up ({status}):\n{}",
-                    sshd.log()
-                )));
-            }
-            if answers_ssh(port) {
-                return Ok(Ok(sshd));
-            }
-            if Instant::now() >= deadline {
-                bail!("sshd did not answer on 127.0.0.1:{port}:\n{}", sshd.log());
-            }
-            sleep(Duration::from_millis(50));
-        }
+        let ready = sshd.process.wait_ready(
+            "sshd",
+            START_DEADLINE,
+            Duration::from_millis(50),
+            || answers_ssh(port),
+            || fs::read_to_string(&log_path).unwrap_or_default(),
+        )?;
+        Ok(ready.map(|()| sshd))
     }
 
     /// The port it listens on (127.0.0.1).
@@ -211,17 +173,6 @@ impl Sshd {
     /// Its log so far.
     pub fn log(&self) -> String {
         fs::read_to_string(self.dir.path().join("sshd.log")).unwrap_or_default()
-    }
-}
-
-impl Drop for Sshd {
-    fn drop(&mut self) {
-        let _ = self.server.kill();
-        let _ = self.server.wait();
-        if let Some(mut tether) = self.tether.take() {
-            let _ = tether.write_all(b"release\n");
-        }
-        let _ = self.watchdog.wait();
     }
 }
 
