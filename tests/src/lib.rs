@@ -14,6 +14,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod backends;
 pub mod cloudwatch;
 pub mod fault;
 pub mod moto;

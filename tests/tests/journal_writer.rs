@@ -9,44 +9,14 @@
     clippy::panic
 )]
 
-use std::sync::Arc;
-
 use sallyport_core::api::CreateUser;
 use sallyport_core::audit::{Event, EventKind};
 use sallyport_core::model::Role;
 use sallyport_core::time::Timestamp;
 use sallyport_gateway::audit::JournalWriter;
-use sallyport_gateway::control::{Actor, Control};
-use sallyport_gateway::store::{QuarantineEntry, Store};
-use sallyport_tests::postgres::PgServer;
-
-struct Backend {
-    url: String,
-    _dir: Option<tempfile::TempDir>,
-}
-
-fn sqlite() -> Backend {
-    let dir = tempfile::tempdir().unwrap();
-    Backend {
-        url: format!("sqlite://{}", dir.path().join("t.db").display()),
-        _dir: Some(dir),
-    }
-}
-
-fn postgres() -> Backend {
-    let server = PgServer::shared()
-        .unwrap_or_else(|e| panic!("PostgreSQL is required for this suite: {e:#}"));
-    Backend {
-        url: server.fresh_database().unwrap(),
-        _dir: None,
-    }
-}
-
-async fn open(b: &Backend) -> Arc<Control> {
-    let store = Store::connect(&b.url).await.unwrap();
-    store.migrate().await.unwrap();
-    Control::open(store).await.unwrap()
-}
+use sallyport_gateway::control::Actor;
+use sallyport_gateway::store::QuarantineEntry;
+use sallyport_tests::backends::Backend;
 
 fn event(i: usize) -> Event {
     Event::new(
@@ -58,20 +28,13 @@ fn event(i: usize) -> Event {
     )
 }
 
-macro_rules! both {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite_backend { $( #[tokio::test] async fn $name() { super::$name(super::sqlite()).await } )* }
-        mod postgres_backend { $( #[tokio::test] async fn $name() { super::$name(super::postgres()).await } )* }
-    };
-}
-
-both!(
+sallyport_tests::both_backends!(
     group_commit_and_admin_changes_keep_one_chain,
     checkpoints_never_go_back_and_backlog_follows_the_head,
 );
 
 async fn group_commit_and_admin_changes_keep_one_chain(b: Backend) {
-    let c = open(&b).await;
+    let c = b.control().await.unwrap();
     let (writer, task) = JournalWriter::spawn(c.store().clone());
     let mut head = c.store().watch_head();
     let mut producers = Vec::new();
@@ -118,7 +81,7 @@ async fn group_commit_and_admin_changes_keep_one_chain(b: Backend) {
 }
 
 async fn checkpoints_never_go_back_and_backlog_follows_the_head(b: Backend) {
-    let c = open(&b).await;
+    let c = b.control().await.unwrap();
     let store = c.store().clone();
     let (writer, task) = JournalWriter::spawn(store.clone());
     for i in 0..20 {

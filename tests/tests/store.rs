@@ -18,39 +18,11 @@ use sallyport_core::policy::{decide, Credential, Destination, Request};
 use sallyport_core::time::Timestamp;
 use sallyport_gateway::control::{Actor, Control, ControlError};
 use sallyport_gateway::store::Store;
+use sallyport_tests::backends::Backend;
 use sallyport_tests::postgres::PgServer;
 
 const KEY: &str =
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl alice@laptop";
-
-/// A backend under test; keeps its temp dir alive.
-struct Backend {
-    url: String,
-    _dir: Option<tempfile::TempDir>,
-}
-
-fn sqlite() -> Backend {
-    let dir = tempfile::tempdir().unwrap();
-    Backend {
-        url: format!("sqlite://{}", dir.path().join("t.db").display()),
-        _dir: Some(dir),
-    }
-}
-
-fn postgres() -> Backend {
-    let server = PgServer::shared()
-        .unwrap_or_else(|e| panic!("PostgreSQL is required for this suite: {e:#}"));
-    Backend {
-        url: server.fresh_database().unwrap(),
-        _dir: None,
-    }
-}
-
-async fn open(b: &Backend) -> std::sync::Arc<Control> {
-    let store = Store::connect(&b.url).await.unwrap();
-    store.migrate().await.unwrap();
-    Control::open(store).await.unwrap()
-}
 
 fn admin() -> Actor {
     Actor {
@@ -94,15 +66,7 @@ async fn head(c: &Control) -> u64 {
     c.store().journal_head().await.unwrap().seq
 }
 
-/// Runs each scenario against SQLite and PostgreSQL.
-macro_rules! both {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite_backend { $( #[tokio::test] async fn $name() { super::$name(super::sqlite()).await } )* }
-        mod postgres_backend { $( #[tokio::test] async fn $name() { super::$name(super::postgres()).await } )* }
-    };
-}
-
-both!(
+sallyport_tests::both_backends!(
     users_and_groups,
     keys,
     targets_and_grants,
@@ -119,7 +83,7 @@ both!(
 );
 
 async fn users_and_groups(b: Backend) {
-    let c = open(&b).await;
+    let c = b.control().await.unwrap();
     seed_admin(&c).await;
     let alice = c
         .create_user(&admin(), user_req("alice", &["ops", "db"]))
@@ -156,7 +120,7 @@ async fn users_and_groups(b: Backend) {
 }
 
 async fn keys(b: Backend) {
-    let c = open(&b).await;
+    let c = b.control().await.unwrap();
     seed_admin(&c).await;
     c.create_user(&admin(), user_req("alice", &[]))
         .await
@@ -182,7 +146,7 @@ async fn keys(b: Backend) {
 }
 
 async fn targets_and_grants(b: Backend) {
-    let c = open(&b).await;
+    let c = b.control().await.unwrap();
     seed_admin(&c).await;
     c.create_user(&admin(), user_req("alice", &["ops"]))
         .await
@@ -245,7 +209,7 @@ async fn targets_and_grants(b: Backend) {
 }
 
 async fn invalid_input_writes_nothing(b: Backend) {
-    let c = open(&b).await;
+    let c = b.control().await.unwrap();
     seed_admin(&c).await;
     c.create_user(&admin(), user_req("alice", &[]))
         .await
@@ -314,7 +278,7 @@ async fn invalid_input_writes_nothing(b: Backend) {
 }
 
 async fn journal_records_every_change(b: Backend) {
-    let c = open(&b).await;
+    let c = b.control().await.unwrap();
     seed_admin(&c).await;
     c.create_user(&admin(), user_req("alice", &[]))
         .await
@@ -357,7 +321,7 @@ async fn journal_records_every_change(b: Backend) {
 }
 
 async fn journal_search_filters(b: Backend) {
-    let c = open(&b).await;
+    let c = b.control().await.unwrap();
     seed_admin(&c).await;
     for i in 0..5 {
         c.create_user(&admin(), user_req(&format!("u{i}"), &[]))
@@ -440,7 +404,7 @@ async fn raw(b: &Backend, sql: &str) {
 }
 
 async fn tampering_is_named(b: Backend) {
-    let c = open(&b).await;
+    let c = b.control().await.unwrap();
     seed_admin(&c).await;
     for i in 0..6 {
         c.create_user(&admin(), user_req(&format!("u{i}"), &[]))
@@ -480,7 +444,7 @@ async fn tampering_is_named(b: Backend) {
         3
     );
 
-    let c2 = open(&b).await;
+    let c2 = b.control().await.unwrap();
     raw(&b, "DELETE FROM audit_events WHERE seq >= 3").await;
     let e = c2.store().verify_journal().await.unwrap().error.unwrap();
     assert!(
@@ -496,7 +460,7 @@ async fn tampering_is_named(b: Backend) {
 }
 
 async fn revocation_reaches_the_feed_and_the_snapshot(b: Backend) {
-    let c = open(&b).await;
+    let c = b.control().await.unwrap();
     seed_admin(&c).await;
     c.create_user(&admin(), user_req("alice", &[]))
         .await
@@ -545,7 +509,7 @@ async fn revocation_reaches_the_feed_and_the_snapshot(b: Backend) {
 }
 
 async fn expiry_is_journaled_once(b: Backend) {
-    let c = open(&b).await;
+    let c = b.control().await.unwrap();
     seed_admin(&c).await;
     c.create_user(&admin(), user_req("alice", &[]))
         .await
@@ -578,7 +542,7 @@ async fn expiry_is_journaled_once(b: Backend) {
 }
 
 async fn concurrent_writers_keep_one_chain(b: Backend) {
-    let c = open(&b).await;
+    let c = b.control().await.unwrap();
     seed_admin(&c).await;
     let mut tasks = Vec::new();
     for i in 0..20 {
@@ -643,8 +607,8 @@ async fn unsupported_urls_are_refused_by_name() {
 async fn two_gateways_on_one_database_keep_one_chain(b: Backend) {
     // Two stores, two pools, two writer mutexes: only the database orders them (PostgreSQL's
     // row lock on journal_head, SQLite's write lock taken by BEGIN IMMEDIATE).
-    let a = open(&b).await;
-    let other = open(&b).await;
+    let a = b.control().await.unwrap();
+    let other = b.control().await.unwrap();
     seed_admin(&a).await;
     let mut tasks = Vec::new();
     for i in 0..16 {
@@ -663,7 +627,7 @@ async fn two_gateways_on_one_database_keep_one_chain(b: Backend) {
 }
 
 async fn failed_policy_reload_fails_closed(b: Backend) {
-    let c = open(&b).await;
+    let c = b.control().await.unwrap();
     seed_admin(&c).await;
     c.create_user(&admin(), user_req("alice", &[]))
         .await
@@ -725,7 +689,7 @@ async fn failed_policy_reload_fails_closed(b: Backend) {
 }
 
 async fn reserved_and_busy_verify(b: Backend) {
-    let c = open(&b).await;
+    let c = b.control().await.unwrap();
     seed_admin(&c).await;
     let reserved = c
         .create_user(&admin(), user_req("sallyportd", &[]))
