@@ -1,13 +1,6 @@
 //! Parsing tests: what is accepted, and that bad input fails locally with a message naming
 //! the problem.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
-
 use clap::error::ErrorKind;
 use clap::{CommandFactory as _, Parser as _};
 use sallyport_core::model::{GrantObject, Protocol, Role, Subject};

@@ -155,12 +155,6 @@ impl CliError {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)] // Tests fail loudly.
 mod tests {
     use super::*;
 

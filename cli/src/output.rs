@@ -191,12 +191,6 @@ pub fn decode<T: DeserializeOwned>(url: &str, value: Value) -> Result<T, CliErro
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)] // Tests fail loudly.
 mod tests {
     use super::*;
 

@@ -113,12 +113,6 @@ pub fn filter(s: &str) -> Result<String, String> {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)] // Tests fail loudly.
 mod tests {
     use super::*;
 

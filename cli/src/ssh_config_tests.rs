@@ -1,13 +1,6 @@
 //! `ssh-config` rendering: what is written for each kind of grant, what is left out, what a
 //! hostile gateway answer cannot do, and that OpenSSH itself (`ssh -G`) reads the result.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
-
 use std::collections::BTreeMap;
 use std::process::Command;
 

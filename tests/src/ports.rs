@@ -40,7 +40,6 @@ pub fn free_port() -> u16 {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)] // Tests: a failed unwrap is a failed test.
 mod tests {
     use super::*;
 

@@ -199,12 +199,6 @@ fn resolve_token(opts: &GlobalOpts) -> Result<Secret<String>, CliError> {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)] // Tests fail loudly.
 mod tests {
     use super::*;
 

@@ -144,12 +144,6 @@ pub fn events_table(records: &[Record]) -> Table {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)] // Tests fail loudly.
 mod tests {
     use super::*;
     use crate::parse::Since;

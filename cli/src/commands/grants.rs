@@ -182,12 +182,6 @@ pub fn grant_details(g: &GrantView) -> Table {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)] // Tests fail loudly.
 mod tests {
     use super::*;
 

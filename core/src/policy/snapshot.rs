@@ -182,7 +182,6 @@ impl Snapshot {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod authenticate_tests {
     use std::collections::BTreeSet;
 

@@ -110,12 +110,6 @@ pub(super) fn encode_key(key: &Secret<[u8; KEY_LEN]>) -> Zeroizing<String> {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
 mod tests {
     use super::*;
 

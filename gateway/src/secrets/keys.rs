@@ -141,12 +141,6 @@ impl fmt::Debug for GatewaySecrets {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
 mod tests {
     use russh::keys::Algorithm;
 

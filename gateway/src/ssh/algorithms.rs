@@ -68,7 +68,6 @@ pub fn user_signature_allowed(algorithm: &Algorithm) -> bool {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::panic)]
 mod tests {
     use super::*;
 

@@ -1,12 +1,5 @@
 //! The certificate and key rules, one by one, on certificates made in memory.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
-
 use std::collections::BTreeSet;
 
 use russh::keys::ssh_key::certificate::{Builder, CertType};

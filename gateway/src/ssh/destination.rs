@@ -78,7 +78,6 @@ impl fmt::Display for Shown<'_> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::panic)]
 mod tests {
     use super::*;
 

@@ -4,14 +4,6 @@
 //! one of them (`decide_agrees_with_the_spec`) compares every decision with [`reference`], a
 //! deliberately naive reading of the rules over the uncompiled store rows.
 
-// Tests panic by design: an unwrap that fires is a failing test, not a crash on untrusted input.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
-
 use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
