@@ -14,7 +14,7 @@ use sallyport_core::model::{
 use sallyport_core::time::Timestamp;
 
 use super::{Actor, Control, ControlError};
-use crate::store::StoredKey;
+use crate::store::{StoredKey, WriteTx};
 
 /// A grant's length when the request names neither an end nor a duration.
 pub const DEFAULT_GRANT_DURATION: Duration = Duration::from_secs(8 * 3600);
@@ -40,15 +40,17 @@ impl Control {
         };
         let mut tx = self.store.write().await?;
         tx.insert_user(&user).await?;
-        tx.journal(&actor.event(EventKind::UserCreated {
-            user: user.name.clone(),
-            roles: user.roles.iter().copied().collect(),
-            groups: user.groups.iter().cloned().collect(),
-        }))
+        self.commit_change(
+            tx,
+            actor,
+            EventKind::UserCreated {
+                user: user.name.clone(),
+                roles: user.roles.iter().copied().collect(),
+                groups: user.groups.iter().cloned().collect(),
+            },
+            Change::UserCreated(user.name.clone()),
+        )
         .await?;
-        tx.commit().await?;
-        self.publish(vec![Change::UserCreated(user.name.clone())])
-            .await?;
         Ok(user)
     }
 
@@ -79,9 +81,7 @@ impl Control {
                 Change::UserEnabled(name.clone()),
             ),
         };
-        tx.journal(&actor.event(kind)).await?;
-        tx.commit().await?;
-        self.publish(vec![change]).await?;
+        self.commit_change(tx, actor, kind, change).await?;
         user.state = state;
         Ok(user)
     }
@@ -100,16 +100,18 @@ impl Control {
             .ok_or_else(|| not_found("user", name))?;
         tx.set_user_groups(name, &groups).await?;
         let list: Vec<GroupName> = groups.iter().cloned().collect();
-        tx.journal(&actor.event(EventKind::UserGroupsSet {
-            user: name.clone(),
-            groups: list.clone(),
-        }))
-        .await?;
-        tx.commit().await?;
-        self.publish(vec![Change::UserGroupsChanged {
-            user: name.clone(),
-            groups: list,
-        }])
+        self.commit_change(
+            tx,
+            actor,
+            EventKind::UserGroupsSet {
+                user: name.clone(),
+                groups: list.clone(),
+            },
+            Change::UserGroupsChanged {
+                user: name.clone(),
+                groups: list,
+            },
+        )
         .await?;
         user.groups = groups;
         Ok(user)
@@ -133,18 +135,20 @@ impl Control {
             .await?
             .ok_or_else(|| not_found("user", user))?;
         tx.insert_key(&stored).await?;
-        tx.journal(&actor.event(EventKind::KeyAdded {
-            user: user.clone(),
-            fingerprint: stored.key.fingerprint().clone(),
-            algorithm: stored.key.algorithm(),
-            comment: stored.key.comment().to_owned(),
-        }))
-        .await?;
-        tx.commit().await?;
-        self.publish(vec![Change::KeyAdded {
-            user: user.clone(),
-            fingerprint: stored.key.fingerprint().clone(),
-        }])
+        self.commit_change(
+            tx,
+            actor,
+            EventKind::KeyAdded {
+                user: user.clone(),
+                fingerprint: stored.key.fingerprint().clone(),
+                algorithm: stored.key.algorithm(),
+                comment: stored.key.comment().to_owned(),
+            },
+            Change::KeyAdded {
+                user: user.clone(),
+                fingerprint: stored.key.fingerprint().clone(),
+            },
+        )
         .await?;
         Ok(stored)
     }
@@ -157,16 +161,18 @@ impl Control {
     ) -> Result<StoredKey, ControlError> {
         let mut tx = self.store.write().await?;
         let removed = tx.delete_key(fingerprint).await?;
-        tx.journal(&actor.event(EventKind::KeyRemoved {
-            user: removed.user.clone(),
-            fingerprint: fingerprint.clone(),
-        }))
-        .await?;
-        tx.commit().await?;
-        self.publish(vec![Change::KeyRemoved {
-            user: removed.user.clone(),
-            fingerprint: fingerprint.clone(),
-        }])
+        self.commit_change(
+            tx,
+            actor,
+            EventKind::KeyRemoved {
+                user: removed.user.clone(),
+                fingerprint: fingerprint.clone(),
+            },
+            Change::KeyRemoved {
+                user: removed.user.clone(),
+                fingerprint: fingerprint.clone(),
+            },
+        )
         .await?;
         Ok(removed)
     }
@@ -190,15 +196,17 @@ impl Control {
         };
         let mut tx = self.store.write().await?;
         tx.insert_target(&target).await?;
-        tx.journal(&actor.event(EventKind::TargetCreated {
-            target: target.name.clone(),
-            address: target.address.to_string(),
-            host_key: target.host_key.as_ref().map(|k| k.fingerprint().clone()),
-        }))
+        self.commit_change(
+            tx,
+            actor,
+            EventKind::TargetCreated {
+                target: target.name.clone(),
+                address: target.address.to_string(),
+                host_key: target.host_key.as_ref().map(|k| k.fingerprint().clone()),
+            },
+            Change::TargetCreated(target.name.clone()),
+        )
         .await?;
-        tx.commit().await?;
-        self.publish(vec![Change::TargetCreated(target.name.clone())])
-            .await?;
         Ok(target)
     }
 
@@ -220,13 +228,15 @@ impl Control {
             )));
         }
         tx.delete_target(name).await?;
-        tx.journal(&actor.event(EventKind::TargetRemoved {
-            target: name.clone(),
-        }))
+        self.commit_change(
+            tx,
+            actor,
+            EventKind::TargetRemoved {
+                target: name.clone(),
+            },
+            Change::TargetRemoved(name.clone()),
+        )
         .await?;
-        tx.commit().await?;
-        self.publish(vec![Change::TargetRemoved(name.clone())])
-            .await?;
         Ok(target)
     }
 
@@ -316,20 +326,23 @@ impl Control {
         };
         grant.check(now)?;
         tx.insert_grant(&grant).await?;
-        tx.journal(&actor.event(EventKind::GrantCreated {
-            grant: grant.id,
-            subject: grant.subject.clone(),
-            object: grant.object.to_string(),
-            protocols: grant.protocols,
-            ports: grant.ports.clone(),
-            logins: grant.logins.iter().cloned().collect(),
-            not_before: grant.not_before,
-            expires_at: grant.expires_at,
-            reason: grant.reason.to_string(),
-        }))
+        self.commit_change(
+            tx,
+            actor,
+            EventKind::GrantCreated {
+                grant: grant.id,
+                subject: grant.subject.clone(),
+                object: grant.object.to_string(),
+                protocols: grant.protocols,
+                ports: grant.ports.clone(),
+                logins: grant.logins.iter().cloned().collect(),
+                not_before: grant.not_before,
+                expires_at: grant.expires_at,
+                reason: grant.reason.to_string(),
+            },
+            Change::GrantCreated(grant.id),
+        )
         .await?;
-        tx.commit().await?;
-        self.publish(vec![Change::GrantCreated(grant.id)]).await?;
         Ok(grant)
     }
 
@@ -356,14 +369,33 @@ impl Control {
                 }
                 other => other.into(),
             })?;
-        tx.journal(&actor.event(EventKind::GrantRevoked {
-            grant: id,
-            subject: grant.subject.clone(),
-        }))
+        self.commit_change(
+            tx,
+            actor,
+            EventKind::GrantRevoked {
+                grant: id,
+                subject: grant.subject.clone(),
+            },
+            Change::GrantRevoked(id),
+        )
         .await?;
-        tx.commit().await?;
-        self.publish(vec![Change::GrantRevoked(id)]).await?;
         Ok(grant)
+    }
+}
+
+impl Control {
+    /// Journals `kind` inside `tx`, commits the change and its record together, then publishes
+    /// `change`: the one way an admin operation ends.
+    async fn commit_change(
+        &self,
+        mut tx: WriteTx,
+        actor: &Actor,
+        kind: EventKind,
+        change: Change,
+    ) -> Result<(), ControlError> {
+        tx.journal(&actor.event(kind)).await?;
+        tx.commit().await?;
+        self.publish(vec![change]).await
     }
 }
 
