@@ -60,6 +60,7 @@ fn grant(
         protocols: protocols.to_vec(),
         ports: ports.parse().unwrap(),
         logins: Vec::new(),
+        options: Default::default(),
         not_before: ts("2026-01-31T08:00:00Z"),
         expires_at: ts(until),
         reason: "INC-42".parse().unwrap(),

@@ -149,6 +149,7 @@ fn fixture() -> Fixture {
             protocols: protocols.parse().unwrap(),
             ports: ports.parse().unwrap(),
             logins: logins.iter().map(|l| l.parse::<Login>().unwrap()).collect(),
+            options: Default::default(),
             not_before: now.saturating_sub(HOUR),
             expires_at: now.saturating_add(24 * HOUR * days),
             reason: format!("INC-{next_id} on-call access").parse().unwrap(),

@@ -80,6 +80,7 @@ async fn dev_state_dir_holds_no_private_key_material() {
         protocols: vec![],
         ports: None,
         logins: vec![],
+        options: Default::default(),
         not_before: None,
         expires_at: None,
         duration_secs: None,

@@ -46,6 +46,7 @@ fn grant_req(subject: &str, object: &str) -> CreateGrant {
         protocols: vec![],
         ports: None,
         logins: vec![],
+        options: Default::default(),
         not_before: None,
         expires_at: None,
         duration_secs: None,

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use sallyport_core::api::{CreateGrant, GrantView};
-use sallyport_core::model::{GrantId, ModelError, Protocol, UserName};
+use sallyport_core::model::{GrantId, GrantOptions, ModelError, Protocol, UserName};
 use sallyport_core::time::Timestamp;
 
 use super::Ctx;
@@ -73,6 +73,10 @@ pub fn request(c: GrantCreate, now: Timestamp) -> Result<CreateGrant, ModelError
         protocols,
         ports: c.ports,
         logins: c.logins,
+        options: GrantOptions {
+            agent_forwarding: c.allow_agent_forwarding,
+            port_forwarding: c.allow_port_forwarding,
+        },
         not_before: c.from,
         expires_at: c.until,
         duration_secs: c.duration.map(whole_seconds),
@@ -166,6 +170,7 @@ pub fn grant_details(g: &GrantView) -> Table {
         ("protocols", joined(&g.protocols)),
         ("ports", g.ports.to_string()),
         ("logins", joined(&g.logins)),
+        ("options", g.options.to_string()),
         ("from", g.not_before.to_string()),
         ("until", g.expires_at.to_string()),
         ("status", status(g)),
@@ -270,6 +275,29 @@ mod tests {
         .unwrap();
         assert_eq!(r.logins.len(), 1);
         assert_eq!(r.expires_at, Some("2026-01-31T17:00:00Z".parse().unwrap()));
+        assert_eq!(r.options, GrantOptions::default());
+    }
+
+    #[test]
+    fn forwarding_options_are_flags() {
+        let now: Timestamp = "2026-01-31T09:00:00Z".parse().unwrap();
+        let r = request(
+            create(&[
+                "alice",
+                "db-1",
+                "--allow-agent-forwarding",
+                "--allow-port-forwarding",
+                "--reason",
+                "x",
+            ]),
+            now,
+        )
+        .unwrap();
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(
+            json["options"],
+            serde_json::json!({"agent_forwarding": true, "port_forwarding": true})
+        );
     }
 
     #[test]

@@ -364,6 +364,47 @@ pub enum GrantStatus {
     Revoked,
 }
 
+/// SSH features a grant may allow beyond reaching the target. Both off by default.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrantOptions {
+    /// Proxy mode may forward the engineer's agent on to the target; certificates carry
+    /// `permit-agent-forwarding`.
+    #[serde(default)]
+    pub agent_forwarding: bool,
+    /// Certificates carry `permit-port-forwarding`.
+    #[serde(default)]
+    pub port_forwarding: bool,
+}
+
+impl GrantOptions {
+    /// Both options of `self` and `other` (what either allows).
+    pub fn union(self, other: GrantOptions) -> GrantOptions {
+        GrantOptions {
+            agent_forwarding: self.agent_forwarding || other.agent_forwarding,
+            port_forwarding: self.port_forwarding || other.port_forwarding,
+        }
+    }
+}
+
+impl fmt::Display for GrantOptions {
+    /// `agent-forwarding,port-forwarding`, or `-` when neither is allowed.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<&str> = [
+            (self.agent_forwarding, "agent-forwarding"),
+            (self.port_forwarding, "port-forwarding"),
+        ]
+        .into_iter()
+        .filter_map(|(on, name)| on.then_some(name))
+        .collect();
+        if names.is_empty() {
+            f.write_str("-")
+        } else {
+            f.write_str(&names.join(","))
+        }
+    }
+}
+
 /// Access for a subject to an object, for protocols and ports, within a time window.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Grant {
@@ -379,6 +420,8 @@ pub struct Grant {
     pub ports: PortSpec,
     /// Remote logins allowed in proxy mode; empty unless `ssh-proxy` is granted.
     pub logins: BTreeSet<Login>,
+    /// SSH forwarding options.
+    pub options: GrantOptions,
     /// From when.
     pub not_before: Timestamp,
     /// Until when (exclusive).
@@ -418,6 +461,12 @@ impl Grant {
         if !proxy && !self.logins.is_empty() {
             return Err(ModelError::InvalidGrant(
                 "logins apply only to ssh-proxy grants",
+            ));
+        }
+        let ssh = proxy || self.protocols.contains(Protocol::Ssh);
+        if !ssh && self.options != GrantOptions::default() {
+            return Err(ModelError::InvalidGrant(
+                "agent and port forwarding apply only to ssh and ssh-proxy grants",
             ));
         }
         Ok(())
@@ -484,6 +533,39 @@ mod tests {
         assert!("ssh,telnet".parse::<ProtocolSet>().is_err());
         let json = serde_json::to_string(&s).unwrap();
         assert_eq!(json, r#"["ssh","tcp"]"#);
+    }
+
+    #[test]
+    fn options_default_off_parse_strictly_and_need_ssh() {
+        let o: GrantOptions = serde_json::from_str("{}").unwrap();
+        assert_eq!(o, GrantOptions::default());
+        assert_eq!(o.to_string(), "-");
+        let o: GrantOptions = serde_json::from_str(r#"{"port_forwarding": true}"#).unwrap();
+        assert!(o.port_forwarding && !o.agent_forwarding);
+        assert_eq!(o.to_string(), "port-forwarding");
+        assert!(serde_json::from_str::<GrantOptions>(r#"{"x11": true}"#).is_err());
+        let now = crate::time::Timestamp::from_millis(1_000_000);
+        let mut g = Grant {
+            id: GrantId::random(),
+            subject: "alice".parse().unwrap(),
+            object: "10.0.0.0/24".parse().unwrap(),
+            protocols: "tcp".parse().unwrap(),
+            ports: "80".parse().unwrap(),
+            logins: BTreeSet::new(),
+            options: GrantOptions {
+                agent_forwarding: false,
+                port_forwarding: true,
+            },
+            not_before: now,
+            expires_at: now.saturating_add(Duration::from_secs(60)),
+            reason: "x".parse().unwrap(),
+            granted_by: "admin".parse().unwrap(),
+            created_at: now,
+            revoked: None,
+        };
+        assert!(g.check(now).is_err());
+        g.protocols = "ssh,tcp".parse().unwrap();
+        assert!(g.check(now).is_ok());
     }
 
     #[test]

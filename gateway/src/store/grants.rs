@@ -1,13 +1,13 @@
-use sallyport_core::model::{Grant, GrantId, Subject, TargetName, UserName};
+use sallyport_core::model::{Grant, GrantId, GrantOptions, Subject, TargetName, UserName};
 use sallyport_core::time::Timestamp;
 use sqlx::any::AnyRow;
 
-use super::rows::{join, opt_text, opt_time, parse, parse_list, text, time};
+use super::rows::{int, join, opt_text, opt_time, parse, parse_list, text, time};
 use super::{Store, StoreError, WriteTx};
 
 const COLUMNS: &str =
     "id, subject, object, protocols, ports, logins, not_before, expires_at, reason, \
-                       granted_by, created_at, revoked_at, revoked_by";
+                       granted_by, created_at, revoked_at, revoked_by, agent_forwarding, port_forwarding";
 
 /// How long after expiry a grant stays in the policy snapshot, so a denial can say "expired"
 /// rather than "no grant".
@@ -63,7 +63,8 @@ impl WriteTx {
     pub async fn insert_grant(&mut self, g: &Grant) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO grants (id, subject, object, protocols, ports, logins, not_before, expires_at, reason, \
-             granted_by, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+             granted_by, created_at, agent_forwarding, port_forwarding) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
         )
         .bind(g.id.to_string())
         .bind(g.subject.to_string())
@@ -76,6 +77,8 @@ impl WriteTx {
         .bind(g.reason.to_string())
         .bind(g.granted_by.to_string())
         .bind(g.created_at.as_millis())
+        .bind(i64::from(g.options.agent_forwarding))
+        .bind(i64::from(g.options.port_forwarding))
         .execute(&mut *self.tx)
         .await
         .map_err(|e| StoreError::conflict_or(e, "grant", &g.id.to_string()))?;
@@ -177,6 +180,10 @@ fn grant_from_row(row: &AnyRow) -> Result<Grant, StoreError> {
         logins: parse_list(|| what("logins"), &text(row, "logins")?)?
             .into_iter()
             .collect(),
+        options: GrantOptions {
+            agent_forwarding: flag(row, "agent_forwarding")?,
+            port_forwarding: flag(row, "port_forwarding")?,
+        },
         not_before: time(row, "not_before")?,
         expires_at: time(row, "expires_at")?,
         reason: parse(|| what("reason"), &text(row, "reason")?)?,
@@ -184,4 +191,16 @@ fn grant_from_row(row: &AnyRow) -> Result<Grant, StoreError> {
         created_at: time(row, "created_at")?,
         revoked,
     })
+}
+
+/// A 0/1 column as a bool; anything else is corruption.
+fn flag(row: &AnyRow, col: &str) -> Result<bool, StoreError> {
+    match int(row, col)? {
+        0 => Ok(false),
+        1 => Ok(true),
+        n => Err(StoreError::Corrupt {
+            what: format!("grant column {col}"),
+            why: format!("expected 0 or 1, found {n}"),
+        }),
+    }
 }

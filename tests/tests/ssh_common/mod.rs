@@ -112,6 +112,7 @@ impl Lab {
                     protocols: vec![Protocol::Ssh],
                     ports: Some(ports.parse::<PortSpec>().unwrap()),
                     logins: Vec::new(),
+                    options: Default::default(),
                     not_before: None,
                     expires_at: None,
                     duration_secs: Some(duration.as_secs()),

@@ -80,6 +80,7 @@ fn grant(i: u64, subject: &str, object: &str, protocols: &str, ports: &str) -> G
         protocols,
         ports: ports.parse().unwrap(),
         logins,
+        options: Default::default(),
         not_before: at(0),
         expires_at: at(3600),
         reason: "INC-42 database migration".parse().unwrap(),
