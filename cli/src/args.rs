@@ -44,6 +44,31 @@ Examples:
 Add the known_hosts lines printed at the top to ~/.ssh/known_hosts: the gateway's block sets
 StrictHostKeyChecking yes. Run it again when your grants change.";
 
+const LOGIN_HELP: &str = "\
+Examples:
+  sallyport login                      as $USER, with the first registered key in ssh-agent
+  sallyport login --user alice --key ~/.ssh/id_ed25519.pub
+  sallyport login --no-certificate     token only (admins, auditors)
+
+Needs SSH_AUTH_SOCK (an agent holding a key registered to you) and, for the certificate, a
+running sallyport-agent (SALLYPORT_AGENT_SOCK, or its default socket). The token is saved in
+~/.config/sallyport/profile.toml (SALLYPORT_PROFILE), mode 0600; later commands use it.";
+
+/// `sallyport login`
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// Your sallyport user name (default: $USER).
+    #[arg(long, env = "SALLYPORT_USER", value_name = "USER")]
+    pub user: Option<UserName>,
+    /// The agent key to sign with: its fingerprint (SHA256:…) or its .pub file (default: the
+    /// first key the agent lists that is registered to you).
+    #[arg(long, value_name = "FINGERPRINT|PUBFILE")]
+    pub key: Option<String>,
+    /// Only get an API token; no SSH certificate.
+    #[arg(long)]
+    pub no_certificate: bool,
+}
+
 /// sallyport: manage and audit access through a sallyport gateway.
 #[derive(Debug, Parser)]
 #[command(name = "sallyport", version, propagate_version = true, after_help = EXIT_CODES_HELP)]
@@ -118,11 +143,27 @@ pub enum Command {
     /// Issue API tokens (admin).
     #[command(subcommand)]
     Token(TokenCmd),
+    /// List SSH sessions, replay and export their recordings (auditor).
+    #[command(subcommand, after_help = SESSION_HELP)]
+    Session(SessionCmd),
     /// Show who the token belongs to.
     Whoami,
+    /// Log in with a key from your SSH agent: saves an API token, and puts a short-lived SSH
+    /// certificate for your grants' logins into sallyport-agent.
+    #[command(after_help = LOGIN_HELP)]
+    Login(LoginArgs),
+    /// Print the gateway's SSH user CA public key (for targets' TrustedUserCAKeys).
+    #[command(name = "ssh-ca")]
+    SshCa,
     /// Print a ~/.ssh/config block for the targets you may reach through the gateway.
     #[command(name = "ssh-config", after_help = SSH_CONFIG_HELP)]
     SshConfig(SshConfigArgs),
+    /// Your WireGuard devices: enroll one (a key pair made here), renew its preshared key.
+    #[command(subcommand)]
+    Vpn(VpnCmd),
+    /// WireGuard devices: list, revoke (admin; engineers their own).
+    #[command(subcommand)]
+    Device(DeviceCmd),
     /// Print a shell completion script.
     Completions {
         /// The shell.
@@ -283,6 +324,13 @@ pub struct GrantCreate {
     /// A remote login for ssh-proxy; repeat for several.
     #[arg(long = "login", value_name = "LOGIN")]
     pub logins: Vec<Login>,
+    /// Let proxy mode forward the engineer's agent on to the target, and certificates from
+    /// `sallyport login` carry permit-agent-forwarding.
+    #[arg(long)]
+    pub allow_agent_forwarding: bool,
+    /// Let certificates from `sallyport login` carry permit-port-forwarding.
+    #[arg(long)]
+    pub allow_port_forwarding: bool,
     /// How long from the start: 30m, 8h, 2d (default: the gateway's, 8h).
     #[arg(long = "for", value_name = "DURATION", value_parser = parse::duration, conflicts_with = "until")]
     pub duration: Option<Duration>,
@@ -385,6 +433,48 @@ pub struct SshConfigArgs {
     pub identity_file: Option<String>,
 }
 
+/// `sallyport vpn …`
+#[derive(Debug, Subcommand)]
+pub enum VpnCmd {
+    /// Enroll this device: make a WireGuard key pair in memory, register its public key, and
+    /// write (or print) a wg-quick file.
+    Enroll {
+        /// A name for the device (default `device`).
+        #[arg(long, value_name = "NAME")]
+        name: Option<String>,
+        /// Write the wg-quick file here (mode 0600) instead of printing it.
+        #[arg(long, value_name = "PATH")]
+        file: Option<PathBuf>,
+        /// Also print the file as a terminal QR code (for the mobile apps).
+        #[arg(long)]
+        qr: bool,
+    },
+    /// Renew a device's preshared key (a new one; the old stops working).
+    Refresh {
+        /// The device id (default: the one named in --file).
+        device: Option<String>,
+        /// A wg-quick file from `vpn enroll` to update in place.
+        #[arg(long, value_name = "PATH")]
+        file: Option<PathBuf>,
+    },
+}
+
+/// `sallyport device …`
+#[derive(Debug, Subcommand)]
+pub enum DeviceCmd {
+    /// List devices (admins and auditors: everyone's, or one user's).
+    List {
+        /// Only this user's.
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// Revoke a device: its tunnel stops at once.
+    Revoke {
+        /// The device id.
+        id: String,
+    },
+}
+
 /// `sallyport token …`
 #[derive(Debug, Subcommand)]
 pub enum TokenCmd {
@@ -396,6 +486,93 @@ pub enum TokenCmd {
         #[arg(long, value_name = "DURATION", value_parser = parse::duration)]
         ttl: Option<Duration>,
     },
+}
+
+const SESSION_HELP: &str = "\
+Examples:
+  sallyport session list --live
+  sallyport session list --user alice --since 24h -o json
+  sallyport session play 6f1c0b7e-93a4-4a43-9d3f-6c1b3f7a2e10 --speed 2 --idle-limit 2s
+  sallyport session export 6f1c0b7e-93a4-4a43-9d3f-6c1b3f7a2e10 --out rec.cast
+                                                    then: asciinema play rec.cast
+  sallyport session kill 6f1c0b7e-93a4-4a43-9d3f-6c1b3f7a2e10";
+
+/// `sallyport session …`
+#[derive(Debug, Subcommand)]
+pub enum SessionCmd {
+    /// List SSH sessions, newest first.
+    List(SessionList),
+    /// Show one session and its recorded channels.
+    Show {
+        /// The session id (the `session` field of its audit events).
+        #[arg(value_parser = parse::session_id)]
+        id: String,
+    },
+    /// Replay a recording in this terminal with its timing.
+    Play(SessionPlay),
+    /// Write a recording as an asciicast v2 file, for asciinema and other players.
+    Export(SessionExport),
+    /// End a live session on whichever gateway runs it (admin).
+    Kill {
+        /// The session id (the `session` field of its audit events).
+        #[arg(value_parser = parse::session_id)]
+        id: String,
+    },
+}
+
+/// `sallyport session list`
+#[derive(Debug, Args)]
+pub struct SessionList {
+    /// Only sessions still running.
+    #[arg(long, conflicts_with = "ended")]
+    pub live: bool,
+    /// Only sessions that ended.
+    #[arg(long)]
+    pub ended: bool,
+    /// Only this user's sessions.
+    #[arg(long)]
+    pub user: Option<UserName>,
+    /// Only proxy sessions to this target.
+    #[arg(long)]
+    pub target: Option<TargetName>,
+    /// Started since: a duration ago (1h, 2d) or an RFC 3339 time.
+    #[arg(long, value_name = "DURATION|TIME", value_parser = parse::since)]
+    pub since: Option<Since>,
+    /// At most this many.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub limit: u32,
+}
+
+/// `sallyport session play`
+#[derive(Debug, Args)]
+pub struct SessionPlay {
+    /// The session id.
+    #[arg(value_parser = parse::session_id)]
+    pub id: String,
+    /// The recorded channel (default: the session's first).
+    #[arg(long)]
+    pub channel: Option<u32>,
+    /// Speed factor: 2 plays twice as fast, 0.5 half as fast.
+    #[arg(long, default_value_t = 1.0, value_parser = parse::speed)]
+    pub speed: f64,
+    /// Shorten every pause longer than this to this (like asciinema's -i), e.g. 2s.
+    #[arg(short = 'i', long, value_name = "DURATION", value_parser = parse::duration)]
+    pub idle_limit: Option<Duration>,
+}
+
+/// `sallyport session export`
+#[derive(Debug, Args)]
+pub struct SessionExport {
+    /// The session id.
+    #[arg(value_parser = parse::session_id)]
+    pub id: String,
+    /// The recorded channel (default: the session's first).
+    #[arg(long)]
+    pub channel: Option<u32>,
+    /// Write to this file (created with mode 0600) instead of standard output. (`-o` is the
+    /// output format for every command.)
+    #[arg(long, value_name = "PATH")]
+    pub out: Option<PathBuf>,
 }
 
 #[cfg(test)]

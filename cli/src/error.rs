@@ -43,7 +43,10 @@ Exit codes:
 Environment:
   SALLYPORT_GATEWAY   gateway URL (https://HOST:PORT)
   SALLYPORT_TOKEN     API token (prefer this or --token-file over --token)
-  SALLYPORT_CA_CERT   PEM file of the CA that signed the gateway's certificate";
+  SALLYPORT_CA_CERT   PEM file of the CA that signed the gateway's certificate
+  SALLYPORT_PROFILE   login profile `sallyport login` writes (default
+                      ~/.config/sallyport/profile.toml); used when no token is given
+  SALLYPORT_AGENT_SOCK  sallyport-agent's socket, for `sallyport login`";
 
 /// A failure of one CLI invocation.
 #[derive(Debug, thiserror::Error)]
@@ -123,6 +126,35 @@ pub enum CliError {
     /// Standard output could not be written.
     #[error("cannot write output: {0}")]
     Output(#[source] std::io::Error),
+    /// A file could not be written.
+    #[error("cannot write {what} {path}: {source}")]
+    WriteFile {
+        /// What the file is for.
+        what: &'static str,
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The login profile is unusable.
+    #[error("login profile {path}: {why} (remove it and run `sallyport login`)")]
+    Profile {
+        /// The path.
+        path: PathBuf,
+        /// What is wrong.
+        why: String,
+    },
+    /// An SSH agent (OpenSSH's, or sallyport-agent) could not be used.
+    #[error("{which}: {why}")]
+    Agent {
+        /// Which agent and what was being done.
+        which: &'static str,
+        /// What went wrong.
+        why: String,
+    },
+    /// No key in the agent can log in as the user.
+    #[error("{0}")]
+    NoLoginKey(String),
 }
 
 impl CliError {
@@ -144,7 +176,9 @@ impl CliError {
             },
             CliError::Transport { .. } | CliError::BadResponse { .. } => EXIT_GATEWAY,
             CliError::AuditBroken { .. } | CliError::ExportBroken { .. } => EXIT_AUDIT_BROKEN,
-            CliError::Output(_) => EXIT_OUTPUT,
+            CliError::Output(_) | CliError::WriteFile { .. } => EXIT_OUTPUT,
+            CliError::Profile { .. } | CliError::Agent { .. } => EXIT_USAGE,
+            CliError::NoLoginKey(_) => EXIT_AUTH,
         }
     }
 

@@ -44,6 +44,7 @@ mod commands;
 mod error;
 mod output;
 mod parse;
+mod profile;
 mod ssh_config;
 
 use std::io::Write as _;

@@ -112,6 +112,29 @@ pub fn filter(s: &str) -> Result<String, String> {
     Ok(t.to_owned())
 }
 
+/// A session id: a UUID as the gateway writes it (`6f1c0b7e-93a4-4a43-9d3f-6c1b3f7a2e10`).
+pub fn session_id(s: &str) -> Result<String, String> {
+    let t = s.trim().to_ascii_lowercase();
+    let shape_ok = t.len() == 36
+        && t.char_indices().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => c == '-',
+            _ => c.is_ascii_hexdigit(),
+        });
+    if shape_ok {
+        Ok(t)
+    } else {
+        Err("expected a session id, a UUID such as 6f1c0b7e-93a4-4a43-9d3f-6c1b3f7a2e10 (see `sallyport session list`)".into())
+    }
+}
+
+/// `--speed`: a positive factor, at most 1000.
+pub fn speed(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(x) if x.is_finite() && x > 0.0 && x <= 1000.0 => Ok(x),
+        _ => Err("expected a positive number up to 1000, e.g. 2 or 0.5".into()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,14 +3,21 @@
 //! Requests carry typed, validated fields: a body that does not parse is refused with a 400 and
 //! a message naming the field. Responses are plain views.
 
+mod login;
+
 use serde::{Deserialize, Serialize};
 
 use crate::audit::{ChainError, Record};
 use crate::model::{
-    Fingerprint, GrantId, GrantObject, GrantStatus, GroupName, Login, PortSpec, Protocol, Reason,
-    Role, Subject, TargetAddress, TargetName, UserName, UserState,
+    Fingerprint, GrantId, GrantObject, GrantOptions, GrantStatus, GroupName, Login, PortSpec,
+    Protocol, Reason, Role, Subject, TargetAddress, TargetName, UserName, UserState,
 };
 use crate::time::Timestamp;
+
+pub use login::{
+    CertificateRequest, CertificateView, LoginChallengeRequest, LoginChallengeView, LoginRequest,
+    LoginView, UserCaView, MAX_KEY_HINTS,
+};
 
 /// Prefix of every API path.
 pub const API_PREFIX: &str = "/v1";
@@ -122,6 +129,9 @@ pub struct CreateGrant {
     /// Remote logins, for `ssh-proxy`.
     #[serde(default)]
     pub logins: Vec<Login>,
+    /// SSH forwarding options (default: none).
+    #[serde(default)]
+    pub options: GrantOptions,
     /// Start.
     #[serde(default)]
     pub not_before: Option<Timestamp>,
@@ -150,6 +160,9 @@ pub struct GrantView {
     pub ports: PortSpec,
     /// Remote logins.
     pub logins: Vec<Login>,
+    /// SSH forwarding options.
+    #[serde(default)]
+    pub options: GrantOptions,
     /// Start.
     pub not_before: Timestamp,
     /// End.
@@ -323,4 +336,86 @@ pub struct ErrorDetail {
     pub code: String,
     /// For people.
     pub message: String,
+}
+
+/// `GET /v1/sessions` query.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionQuery {
+    /// `true`: live sessions only; `false`: ended ones only; absent: both.
+    #[serde(default)]
+    pub live: Option<bool>,
+    /// Sessions of this user.
+    #[serde(default)]
+    pub user: Option<UserName>,
+    /// Proxy sessions to this target.
+    #[serde(default)]
+    pub target: Option<TargetName>,
+    /// Sessions started at or after this time.
+    #[serde(default)]
+    pub since: Option<Timestamp>,
+    /// At most this many, newest first (default 100, at most 1,000).
+    #[serde(default)]
+    pub limit: Option<u32>,
+}
+
+/// An SSH session (`GET /v1/sessions`, `GET /v1/sessions/{id}`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionView {
+    /// The session id (as in the `session` field of its audit events).
+    pub id: String,
+    /// The gateway instance that runs (or ran) it.
+    pub instance: String,
+    /// The user.
+    pub user: UserName,
+    /// The client's address.
+    pub source: String,
+    /// `jump` or `proxy`.
+    pub mode: String,
+    /// Proxy mode: the target.
+    pub target: Option<TargetName>,
+    /// Proxy mode: the remote login.
+    pub login: Option<Login>,
+    /// The client's SSH version string.
+    pub client: String,
+    /// When it started.
+    pub started_at: Timestamp,
+    /// When it ended (`None` while live).
+    pub ended_at: Option<Timestamp>,
+    /// Why it ended (as in `ssh.session.end`).
+    pub end_reason: Option<String>,
+    /// Whether any channel of it was recorded.
+    pub recorded: bool,
+    /// The recorded channels (in `GET /v1/sessions/{id}` only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recordings: Vec<RecordingView>,
+}
+
+/// One recorded channel of a session.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordingView {
+    /// The channel number (`GET /v1/sessions/{id}/recording?channel=N`).
+    pub channel: u32,
+    /// Stored chunks.
+    pub chunks: u64,
+    /// When the first chunk was stored.
+    pub first_written_at: Timestamp,
+    /// When the last chunk was stored.
+    pub last_written_at: Timestamp,
+}
+
+/// `GET /v1/sessions` answer.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SessionPage {
+    /// Matching sessions, newest first.
+    pub sessions: Vec<SessionView>,
+}
+
+/// `GET /v1/sessions/{id}/recording` query.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordingQuery {
+    /// The channel (default: the session's first recorded channel).
+    #[serde(default)]
+    pub channel: Option<u32>,
 }

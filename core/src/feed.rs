@@ -49,6 +49,12 @@ pub enum Change {
     GrantStarted(GrantId),
     /// A grant's window closed: cut what it carried.
     GrantExpired(GrantId),
+    /// The snapshot was reloaded from the store without knowing exactly what changed (another
+    /// gateway's change that could not be decoded, a periodic resync that found the snapshot
+    /// stale, or the store unreachable past the grace period): re-check everything.
+    Resynced,
+    /// An admin asked for this SSH session (its id) to end, wherever it runs.
+    SessionKilled(String),
 }
 
 impl Change {
@@ -60,7 +66,10 @@ impl Change {
             | Change::KeyRemoved { .. }
             | Change::TargetRemoved(_)
             | Change::GrantRevoked(_)
-            | Change::GrantExpired(_) => true,
+            | Change::GrantExpired(_)
+            | Change::Resynced => true,
+            // Only the session it names ends; nothing else needs a re-check.
+            Change::SessionKilled(_) => false,
             Change::UserCreated(_)
             | Change::UserEnabled(_)
             | Change::KeyAdded { .. }

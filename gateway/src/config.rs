@@ -32,6 +32,9 @@ pub struct Config {
     /// Where the audit journal is shipped.
     #[serde(default)]
     pub audit: AuditConfig,
+    /// The WireGuard endpoint (`[wireguard]`). Absent: no VPN.
+    #[serde(default)]
+    pub wireguard: Option<crate::wireguard::WireguardSettings>,
 }
 
 /// `[audit]`: the journal's sinks. Each keeps a checkpoint in the store and resumes from it.
@@ -80,6 +83,27 @@ pub struct StoreConfig {
     /// not verified). Off by default; for a database on the same host only.
     #[serde(default)]
     pub dangerous_unverified_database_tls: bool,
+    /// PostgreSQL: how long the gateway keeps deciding on its last policy snapshot when it
+    /// cannot reach the database; after that it denies everything (live sessions end) until
+    /// the database answers again. Default `60s`; at least `5s`.
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub offline_grace: Option<std::time::Duration>,
+    /// PostgreSQL: how often the snapshot is compared with the database besides
+    /// LISTEN/NOTIFY (a missed notification is caught up within this). Default `30s`; at
+    /// least `1s`.
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub resync_interval: Option<std::time::Duration>,
+}
+
+fn opt_duration<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<std::time::Duration>, D::Error> {
+    let text = String::deserialize(d)?;
+    humantime::parse_duration(&text).map(Some).map_err(|e| {
+        serde::de::Error::custom(format!(
+            "{text:?} is not a duration like \"30s\" or \"2m\": {e}"
+        ))
+    })
 }
 
 /// `[secrets]`
@@ -215,6 +239,23 @@ impl Config {
                 tracing::warn!("store.dangerous_unverified_database_tls: the database's identity is not verified");
             }
         }
+        if self
+            .store
+            .offline_grace
+            .is_some_and(|g| g < std::time::Duration::from_secs(5))
+        {
+            return Err(invalid("store.offline_grace", "must be at least 5s".into()));
+        }
+        if self
+            .store
+            .resync_interval
+            .is_some_and(|r| r < std::time::Duration::from_secs(1))
+        {
+            return Err(invalid(
+                "store.resync_interval",
+                "must be at least 1s".into(),
+            ));
+        }
         if self.api.tls_cert_file.is_some() != self.api.tls_key_file.is_some() {
             return Err(invalid(
                 "api.tls_cert_file",
@@ -259,6 +300,10 @@ impl Config {
         self.ssh
             .validate()
             .map_err(|(key, message)| invalid(key, message))?;
+        if let Some(wg) = &self.wireguard {
+            wg.validate()
+                .map_err(|(key, message)| invalid(key, message))?;
+        }
         if !self.state_dir.is_absolute() {
             return Err(invalid("state_dir", "must be an absolute path".into()));
         }
@@ -270,6 +315,21 @@ impl Config {
         self.store.url.clone().unwrap_or_else(|| {
             format!("sqlite://{}", self.state_dir.join("sallyport.db").display())
         })
+    }
+
+    /// How the gateway follows others on the same PostgreSQL (`[store]`).
+    pub fn propagation(&self) -> crate::control::PropagationOptions {
+        let mut p = crate::control::PropagationOptions {
+            spool_dir: Some(self.state_dir.clone()),
+            ..Default::default()
+        };
+        if let Some(g) = self.store.offline_grace {
+            p.offline_grace = g;
+        }
+        if let Some(r) = self.store.resync_interval {
+            p.resync_interval = r;
+        }
+        p
     }
 
     /// The CloudWatch log stream: `audit.cloudwatch.stream`, else the instance name.
@@ -357,6 +417,32 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("handshake_timeout"), "{e}");
+    }
+
+    #[test]
+    fn store_ha_keys_parse_and_are_bounded() {
+        let base = "[secrets]\nssm_path = \"/x\"\n[store]\n";
+        let c = Config::parse(base, "f").unwrap();
+        assert_eq!(
+            c.propagation().offline_grace,
+            std::time::Duration::from_secs(60)
+        );
+        assert_eq!(
+            c.propagation().spool_dir,
+            Some(std::path::PathBuf::from("/var/lib/sallyport"))
+        );
+        let c = Config::parse(
+            &format!("{base}offline_grace = \"2m\"\nresync_interval = \"5s\"\n"),
+            "f",
+        )
+        .unwrap();
+        let p = c.propagation();
+        assert_eq!(p.offline_grace, std::time::Duration::from_secs(120));
+        assert_eq!(p.resync_interval, std::time::Duration::from_secs(5));
+        let e = Config::parse(&format!("{base}offline_grace = \"1s\"\n"), "f").unwrap_err();
+        assert!(e.to_string().contains("store.offline_grace"), "{e}");
+        let e = Config::parse(&format!("{base}resync_interval = \"soon\"\n"), "f").unwrap_err();
+        assert!(e.to_string().contains("resync_interval"), "{e}");
     }
 
     #[test]

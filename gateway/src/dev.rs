@@ -47,6 +47,21 @@ pub struct DevSshLimits {
     pub max_sessions_per_user: Option<usize>,
 }
 
+/// A dev gateway on a store other than its own SQLite file: several dev gateways on one
+/// PostgreSQL, as the HA tests run them. They should share `secrets` (as production gateways
+/// share SSM), so that clients see one SSH host key.
+#[derive(Debug, Clone)]
+pub struct DevStore {
+    /// The store URL (`postgres://…`).
+    pub url: String,
+    /// This gateway's instance name.
+    pub instance: String,
+    /// How it follows the other gateways.
+    pub propagation: crate::control::PropagationOptions,
+    /// Secrets shared with the other gateways (generated when `None`).
+    pub secrets: Option<Arc<GatewaySecrets>>,
+}
+
 /// A running dev gateway.
 #[derive(Debug)]
 pub struct DevGateway {
@@ -65,6 +80,33 @@ impl DevGateway {
     pub async fn start_with_limits(
         opts: DevOptions,
         limits: DevSshLimits,
+    ) -> Result<Self, GatewayError> {
+        Self::start_with_store(opts, limits, None).await
+    }
+
+    /// Starts a dev gateway on `store` (`None`: SQLite in the state directory, instance `dev`).
+    pub async fn start_with_store(
+        opts: DevOptions,
+        limits: DevSshLimits,
+        store: Option<DevStore>,
+    ) -> Result<Self, GatewayError> {
+        Self::start_full(opts, limits, store, None).await
+    }
+
+    /// Starts a dev gateway with a WireGuard endpoint (`sallyportd dev --wg-listen ADDR`).
+    pub async fn start_with_vpn(
+        opts: DevOptions,
+        limits: DevSshLimits,
+        wireguard: crate::wireguard::WireguardSettings,
+    ) -> Result<Self, GatewayError> {
+        Self::start_full(opts, limits, None, Some(wireguard)).await
+    }
+
+    async fn start_full(
+        opts: DevOptions,
+        limits: DevSshLimits,
+        store: Option<DevStore>,
+        wireguard: Option<crate::wireguard::WireguardSettings>,
     ) -> Result<Self, GatewayError> {
         let io = |what: String| move |source| GatewayError::Io { what, source };
         create_private_dir(&opts.state_dir)
@@ -85,10 +127,25 @@ impl DevGateway {
                 .map_err(io(format!("cannot write {}", ca_path.display())))?;
         }
 
+        let sqlite = format!("sqlite://{}", state_dir.join("sallyport.db").display());
+        let (instance, store_url, propagation, secrets) = match store {
+            None => ("dev".to_owned(), sqlite, Default::default(), None),
+            Some(s) => {
+                let mut propagation = s.propagation;
+                propagation
+                    .spool_dir
+                    .get_or_insert_with(|| state_dir.clone());
+                (s.instance, s.url, propagation, s.secrets)
+            }
+        };
+        let secrets = match secrets {
+            Some(s) => s,
+            None => Arc::new(GatewaySecrets::generate()?),
+        };
         let parts = Parts {
-            instance: "dev".to_owned(),
-            store_url: format!("sqlite://{}", state_dir.join("sallyport.db").display()),
-            secrets: Arc::new(GatewaySecrets::generate()?),
+            instance,
+            store_url,
+            secrets,
             api_tls,
             api_listen: opts.api_listen,
             ssh: {
@@ -103,6 +160,8 @@ impl DevGateway {
                 }
             },
             audit: Default::default(),
+            propagation,
+            wireguard,
         };
         let gateway = Gateway::start(parts).await?;
 
@@ -174,6 +233,7 @@ impl DevGateway {
              \n  API          {url}\n  API CA       {ca}\n  admin token  {dir}/admin.token (user {ADMIN_USER}, expires in 12 h)\n\
              \x20 SSH          {ssh} (jump host: ssh -J USER@{ssh} TARGET)\n\
              \x20 SSH host key {host_key}\n\
+             {wireguard}\
              \nPoint the CLI at it:\n\
              \n  export SALLYPORT_GATEWAY={url}\n  export SALLYPORT_CA_CERT={ca}\n  export SALLYPORT_TOKEN=$(cat {dir}/admin.token)\n\
              \n  sallyport user add alice --role engineer\n  sallyport audit search --user alice\n\
@@ -182,6 +242,12 @@ impl DevGateway {
             url = self.api_url(),
             ca = self.ca_cert_path().display(),
             ssh = self.ssh_addr(),
+            wireguard = match self.gateway.wireguard_addr() {
+                Some(addr) => format!(
+                    "\x20 WireGuard    {addr} (UDP; engineers: sallyport vpn enroll)\n"
+                ),
+                None => String::new(),
+            },
             host_key = sallyport_core::model::Fingerprint::of(
                 &self.gateway.secrets().ssh_host_public_key()
             ),

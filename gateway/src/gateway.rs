@@ -21,6 +21,7 @@ use crate::audit::{self as sinks, JournalWriter, ShipperOptions};
 use crate::config::AuditConfig;
 use crate::control::{self, Actor, Control, ControlError};
 use crate::secrets::GatewaySecrets;
+use crate::ssh::observers::SessionObservers;
 use crate::ssh::{SshService, SshSettings};
 use crate::store::{Store, StoreError};
 use crate::tls::{ApiTls, TlsError};
@@ -44,6 +45,9 @@ pub enum GatewayError {
     /// A token could not be signed.
     #[error("cannot sign a token: {0}")]
     Token(#[from] jsonwebtoken::errors::Error),
+    /// The WireGuard endpoint could not start.
+    #[error(transparent)]
+    Vpn(#[from] crate::wireguard::EndpointError),
     /// A listener or a file could not be opened.
     #[error("{what}: {source}")]
     Io {
@@ -71,6 +75,10 @@ pub struct Parts {
     pub ssh: SshSettings,
     /// Where the audit journal is shipped (`[audit]`).
     pub audit: AuditConfig,
+    /// How this gateway follows others on the same PostgreSQL (`[store]`); unused on SQLite.
+    pub propagation: control::PropagationOptions,
+    /// The WireGuard endpoint (`[wireguard]`); `None`: no VPN.
+    pub wireguard: Option<crate::wireguard::WireguardSettings>,
 }
 
 /// A running gateway.
@@ -83,20 +91,41 @@ pub struct Gateway {
     api_addr: SocketAddr,
     ssh_addr: SocketAddr,
     ssh: Arc<SshService>,
+    observers: Arc<SessionObservers>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     journal: JournalWriter,
     journal_task: JoinHandle<()>,
     sinks_shutdown: watch::Sender<bool>,
     sink_tasks: Vec<JoinHandle<()>>,
+    wireguard: Option<crate::wireguard::RunningEndpoint>,
+    /// SQLite only: the exclusive lock beside the database file, held while the gateway runs.
+    _instance_lock: Option<crate::store::InstanceLock>,
 }
 
 impl Gateway {
     /// Starts every part; fails without leaving anything running.
     pub async fn start(parts: Parts) -> Result<Self, GatewayError> {
         crate::tls::install_crypto_provider();
+        let instance_lock =
+            crate::store::InstanceLock::acquire_for(&parts.store_url, &parts.instance)?;
         let store = Store::connect(&parts.store_url).await?;
+        store.set_instance(&parts.instance);
         store.migrate().await?;
+        // Sessions this instance left live when it last stopped without ending them (a crash).
+        let orphans = store
+            .end_orphan_sessions(
+                &parts.instance,
+                sallyport_core::time::Timestamp::now(),
+                "gateway-restart",
+            )
+            .await?;
+        if orphans > 0 {
+            tracing::warn!(
+                orphans,
+                "ended sessions left live by this instance's last run"
+            );
+        }
         let control = Control::open(store.clone()).await?;
         let (journal, journal_task) = JournalWriter::spawn(store.clone());
         let (sinks_shutdown, sinks_rx) = watch::channel(false);
@@ -124,6 +153,21 @@ impl Gateway {
                 what: "SSH listener address".into(),
                 source,
             })?;
+        let login = Arc::new(api::login::LoginService::new(
+            Arc::clone(&parts.secrets),
+            api::login::LoginSettings {
+                token_ttl: parts.ssh.login_token_ttl,
+                cert_max_validity: parts.ssh.certificate_max_validity,
+                failures_per_source: parts.ssh.auth_failures_per_source,
+                failures_per_user: parts.ssh.auth_failures_per_user,
+                failure_window: parts.ssh.auth_failure_window,
+            },
+        ));
+        let observers = SessionObservers::new(
+            Arc::clone(&control),
+            &parts.secrets,
+            parts.ssh.recording.clone(),
+        );
         let ssh = SshService::new(
             Arc::clone(&control),
             &parts.secrets,
@@ -133,12 +177,38 @@ impl Gateway {
             },
             shutdown_rx.clone(),
         );
+        ssh.set_instance(&parts.instance);
+        ssh.set_observers(
+            Arc::clone(&observers) as Arc<dyn crate::ssh::proxy::observe::ObserverFactory>
+        );
         let gateway_view = Arc::new(gateway_view(&parts.secrets, ssh_addr)?);
 
+        let wg_key = Arc::new(crate::wireguard::GatewayKey::from_secrets(&parts.secrets));
+        let (vpn, wg_bound) =
+            crate::wireguard::prepare(&control, &wg_key, parts.wireguard.as_ref())?;
+        let wireguard = match wg_bound {
+            Some((bound, settings)) => Some(crate::wireguard::RunningEndpoint::start(
+                bound,
+                crate::wireguard::EndpointParts {
+                    settings,
+                    control: Arc::clone(&control),
+                    devices: Arc::clone(&vpn),
+                    key: wg_key,
+                    journal: journal.clone(),
+                    shutdown: shutdown_rx.clone(),
+                },
+            )?),
+            None => None,
+        };
         let router = api::router(ApiState {
             control: Arc::clone(&control),
             tokens: Arc::clone(&tokens),
             gateway: gateway_view,
+            login,
+            vpn: Arc::clone(&vpn),
+            recordings: Arc::new(crate::ssh::recording::RecordingKey::new(
+                parts.secrets.recording_key(),
+            )),
         });
         let api_rx = shutdown_rx.clone();
         let tls = parts.api_tls;
@@ -148,6 +218,22 @@ impl Gateway {
             }
         });
         let ssh_task = Arc::clone(&ssh).spawn_listener(ssh_listener);
+        let mut tasks = Vec::new();
+        if store.backend() == crate::store::Backend::Postgres {
+            if let Some(dir) = &parts.propagation.spool_dir {
+                store.enable_spool(dir).await?;
+                if let Err(e) = store.drain_spool().await {
+                    tracing::warn!(cause = %e, "audit events spooled by an earlier run are not journaled yet");
+                }
+            }
+            tasks.push(control::spawn_propagation(
+                Arc::clone(&control),
+                &parts.store_url,
+                &parts.instance,
+                parts.propagation.clone(),
+                shutdown_rx.clone(),
+            )?);
+        }
         let expiry_task = control::spawn_expiry_watcher(Arc::clone(&control), shutdown_rx);
         control
             .record(
@@ -167,12 +253,18 @@ impl Gateway {
             api_addr,
             ssh_addr,
             ssh,
+            observers,
             shutdown,
-            tasks: vec![api_task, expiry_task, ssh_task],
+            tasks: {
+                tasks.extend([api_task, expiry_task, ssh_task]);
+                tasks
+            },
             journal,
             journal_task,
             sinks_shutdown,
             sink_tasks,
+            wireguard,
+            _instance_lock: instance_lock,
         })
     }
 
@@ -189,6 +281,11 @@ impl Gateway {
     /// Where the SSH gateway listens.
     pub fn ssh_addr(&self) -> SocketAddr {
         self.ssh_addr
+    }
+
+    /// Where the WireGuard endpoint listens (UDP), if it runs.
+    pub fn wireguard_addr(&self) -> Option<SocketAddr> {
+        self.wireguard.as_ref().map(|w| w.addr())
     }
 
     /// The SSH service (tests drive connections over in-memory pipes with
@@ -218,6 +315,12 @@ impl Gateway {
         let _ = self.shutdown.send(true);
         for t in self.tasks {
             let _ = t.await;
+        }
+        // Recordings and exec/SFTP events still queued are stored before the stop record.
+        self.observers.drain(Duration::from_secs(5)).await;
+        // VPN flows end (reason shutdown) and are journaled before the stop record.
+        if let Some(wg) = self.wireguard {
+            wg.stop().await;
         }
         let stop = EventKind::GatewayStopped {
             instance: self.instance.clone(),

@@ -22,6 +22,7 @@
 //! - [`secrets`]: secret sources (SSM Parameter Store, generated).
 //! - [`tls`]: the API's certificates and the process-wide crypto provider.
 //! - [`ssh`]: the SSH gateway.
+//! - [`wireguard`]: the WireGuard endpoint, devices, and the VPN packet path.
 //! - [`audit`]: the group-commit journal writer and the audit sinks (CloudWatch Logs, stdout).
 
 #![forbid(unsafe_code)]
@@ -36,3 +37,4 @@ pub mod secrets;
 pub mod ssh;
 pub mod store;
 pub mod tls;
+pub mod wireguard;

@@ -32,6 +32,7 @@ use sallyport_gateway::secrets::{
     init_secrets, ssm_client, SecretsError, SsmPath, SsmSecretSource,
 };
 use sallyport_gateway::store::Store;
+use sallyport_gateway::wireguard::WireguardSettings;
 use tokio::signal::unix::{signal, SignalKind};
 
 #[derive(Debug, Parser)]
@@ -64,6 +65,29 @@ enum Command {
         /// Most SSH sessions per user at once (default: as for `run`, ssh.max_sessions_per_user).
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
         ssh_max_sessions_per_user: Option<u32>,
+        /// Run the WireGuard endpoint on this UDP address (needs root: a TUN device).
+        #[arg(long, value_name = "ADDR")]
+        wg_listen: Option<SocketAddr>,
+        /// What enrolled clients put in `Endpoint =` (default: the listen address).
+        #[arg(long, value_name = "HOST:PORT", requires = "wg_listen")]
+        wg_endpoint: Option<String>,
+        /// The TUN device's name.
+        #[arg(
+            long,
+            value_name = "NAME",
+            default_value = "sallyport0",
+            requires = "wg_listen"
+        )]
+        wg_tun: String,
+        /// The VPN address pool.
+        #[arg(long, value_name = "CIDR", requires = "wg_listen")]
+        wg_pool: Option<ipnet::Ipv4Net>,
+        /// Preshared-key lifetime (default 12h).
+        #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, requires = "wg_listen")]
+        wg_psk_lifetime: Option<Duration>,
+        /// Source-NAT the pool out of this interface (nftables table of sallyportd's own).
+        #[arg(long, value_name = "IFACE", requires = "wg_listen")]
+        wg_nat_out: Option<String>,
     },
     /// Run in production from a configuration file.
     Run {
@@ -160,20 +184,43 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             ssh_listen,
             ssh_max_connections,
             ssh_max_sessions_per_user,
+            wg_listen,
+            wg_endpoint,
+            wg_tun,
+            wg_pool,
+            wg_psk_lifetime,
+            wg_nat_out,
         } => {
             let limits = DevSshLimits {
                 max_connections: ssh_max_connections.map(|n| n as usize),
                 max_sessions_per_user: ssh_max_sessions_per_user.map(|n| n as usize),
             };
-            let gw = DevGateway::start_with_limits(
-                DevOptions {
-                    state_dir,
-                    api_listen,
-                    ssh_listen,
-                },
-                limits,
-            )
-            .await?;
+            let opts = DevOptions {
+                state_dir,
+                api_listen,
+                ssh_listen,
+            };
+            let gw = match wg_listen {
+                None => DevGateway::start_with_limits(opts, limits).await?,
+                Some(listen) => {
+                    let defaults = WireguardSettings::default();
+                    let wg = WireguardSettings {
+                        listen,
+                        endpoint: wg_endpoint,
+                        tun_name: wg_tun,
+                        pool: wg_pool.unwrap_or(defaults.pool),
+                        psk_lifetime: wg_psk_lifetime.unwrap_or(defaults.psk_lifetime),
+                        nat: wg_nat_out.is_some(),
+                        nat_out_interface: wg_nat_out,
+                        nat_table: format!("sallyport_{}", std::process::id()),
+                        ..defaults
+                    };
+                    if let Err((key, message)) = wg.validate() {
+                        bail!("--wg-*: {key}: {message}");
+                    }
+                    DevGateway::start_with_vpn(opts, limits, wg).await?
+                }
+            };
             println!("{}", gw.banner());
             wait_for_signal().await?;
             gw.shutdown().await;
@@ -208,6 +255,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 api_listen: config.api.listen,
                 ssh: config.ssh.clone(),
                 audit: config.audit.clone(),
+                propagation: config.propagation(),
+                wireguard: config.wireguard.clone(),
             })
             .await?;
             wait_for_signal().await?;

@@ -10,6 +10,8 @@
 //! - `moto`: a throw-away `moto_server` serving the AWS APIs (SSM, CloudWatch Logs) on loopback.
 //! - `fault`: a fault-injecting HTTP proxy between an AWS SDK client and `moto_server`
 //!   (throttling, 5xx, dropped connections, refused or delayed answers).
+//! - `netns`: network namespaces, veth pairs, wireguard-go interfaces, programs run inside
+//!   them; all removed on drop (the WireGuard end-to-end tests).
 //! - `cloudwatch`: reading back what reached a CloudWatch Logs stream.
 
 #![forbid(unsafe_code)]
@@ -18,6 +20,7 @@ pub mod backends;
 pub mod cloudwatch;
 pub mod fault;
 pub mod moto;
+pub mod netns;
 pub mod ports;
 pub mod postgres;
 mod process;

@@ -39,20 +39,67 @@ pub struct Reply {
 pub struct ApiClient {
     http: reqwest::Client,
     base: Url,
-    token: Secret<String>,
+    token: Option<Secret<String>>,
 }
 
 impl ApiClient {
-    /// Builds the client from the global options: gateway URL, CA certificate and token.
+    /// Builds the client from the global options: gateway URL, CA certificate and token. With
+    /// no token given, the login profile's is used, for the gateway it was issued by only.
     pub fn connect(opts: &GlobalOpts) -> Result<Self, CliError> {
-        let base = opts.gateway.clone().ok_or(CliError::Config(
-            "no gateway: set SALLYPORT_GATEWAY or --gateway to https://HOST:PORT",
-        ))?;
-        let ca_path = opts.ca_cert.as_ref().ok_or(CliError::Config(
+        let explicit = opts.token_file.is_some() || opts.token.is_some();
+        let profile = match explicit {
+            true => None,
+            false => crate::profile::Profile::load_default()?,
+        };
+        let base = opts
+            .gateway
+            .clone()
+            .or_else(|| profile.as_ref().map(|p| p.gateway.clone()))
+            .ok_or(CliError::Config(
+                "no gateway: set SALLYPORT_GATEWAY or --gateway to https://HOST:PORT",
+            ))?;
+        let (token, profile_ca) = match profile {
+            None => (resolve_token(opts)?, None),
+            Some(p) => profile_token(p, &base)?,
+        };
+        let ca = opts.ca_cert.clone().or(profile_ca);
+        Self::build(base, ca.as_deref(), Some(token))
+    }
+
+    /// A client without a token (for `sallyport login`): the gateway and CA from the options,
+    /// else from the login profile.
+    pub fn connect_anonymous(opts: &GlobalOpts) -> Result<Self, CliError> {
+        let profile = crate::profile::Profile::load_default().ok().flatten();
+        let base = opts
+            .gateway
+            .clone()
+            .or_else(|| profile.as_ref().map(|p| p.gateway.clone()))
+            .ok_or(CliError::Config(
+                "no gateway: set SALLYPORT_GATEWAY or --gateway to https://HOST:PORT",
+            ))?;
+        let ca = opts.ca_cert.clone().or_else(|| {
+            profile
+                .filter(|p| p.gateway == base)
+                .and_then(|p| p.ca_cert)
+        });
+        Self::build(base, ca.as_deref(), None)
+    }
+
+    /// Uses `token` from now on.
+    pub fn set_token(&mut self, token: Secret<String>) {
+        self.token = Some(token);
+    }
+
+    fn build(
+        base: Url,
+        ca_path: Option<&std::path::Path>,
+        token: Option<Secret<String>>,
+    ) -> Result<Self, CliError> {
+        let ca_path = ca_path.map(std::path::Path::to_path_buf).ok_or(CliError::Config(
             "no CA certificate: set SALLYPORT_CA_CERT or --ca-cert to the PEM file of the CA that signed the \
              gateway's certificate (this build of sallyport does not use the system's trust store)",
         ))?;
-        let token = resolve_token(opts)?;
+        let ca_path = &ca_path;
         let pem = std::fs::read(ca_path).map_err(|source| CliError::ReadFile {
             what: "CA certificate",
             path: ca_path.clone(),
@@ -120,6 +167,32 @@ impl ApiClient {
             .await
     }
 
+    /// `GET /v1/<segments>?<query>` whose answer is text rather than JSON (a recording);
+    /// returns the URL asked and the text. Errors are mapped as for JSON answers.
+    pub async fn get_text(
+        &self,
+        segments: &[&str],
+        query: &[(&str, String)],
+    ) -> Result<(String, String), CliError> {
+        let url = endpoint(&self.base, segments, query);
+        let shown = url.to_string();
+        let mut request = self.http.get(url);
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token.expose_secret());
+        }
+        let response = request.send().await.map_err(|e| transport(&shown, &e))?;
+        let status = response.status();
+        let bytes = response.bytes().await.map_err(|e| transport(&shown, &e))?;
+        if !status.is_success() {
+            return Err(api_error(status.as_u16(), &bytes));
+        }
+        let text = String::from_utf8(bytes.to_vec()).map_err(|_| CliError::BadResponse {
+            url: shown.clone(),
+            why: "the answer is not UTF-8 text".into(),
+        })?;
+        Ok((shown, text))
+    }
+
     async fn send<B: Serialize>(
         &self,
         method: Method,
@@ -129,10 +202,10 @@ impl ApiClient {
     ) -> Result<Reply, CliError> {
         let url = endpoint(&self.base, segments, query);
         let shown = url.to_string();
-        let mut request = self
-            .http
-            .request(method, url)
-            .bearer_auth(self.token.expose_secret());
+        let mut request = self.http.request(method, url);
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token.expose_secret());
+        }
         if let Some(body) = body {
             request = request.json(body);
         }
@@ -152,6 +225,25 @@ impl ApiClient {
         };
         Ok(Reply { url: shown, body })
     }
+}
+
+/// The login profile's token, if it was issued by `base` and has not expired.
+fn profile_token(
+    p: crate::profile::Profile,
+    base: &Url,
+) -> Result<(Secret<String>, Option<std::path::PathBuf>), CliError> {
+    if p.gateway != *base {
+        return Err(CliError::NoToken(
+            "no API token for this gateway: set SALLYPORT_TOKEN, use --token-file, or run `sallyport login` \
+             (the saved login is for another gateway)",
+        ));
+    }
+    if p.expires_at <= sallyport_core::time::Timestamp::now() {
+        return Err(CliError::NoToken(
+            "your login has expired: run `sallyport login` again",
+        ));
+    }
+    Ok((p.token, p.ca_cert))
 }
 
 /// `base` + `/v1/` + each segment (percent-encoded) + the query.
@@ -183,7 +275,7 @@ fn resolve_token(opts: &GlobalOpts) -> Result<Secret<String>, CliError> {
             token
         }
         None => opts.token.clone().ok_or(CliError::NoToken(
-            "no API token: set SALLYPORT_TOKEN or use --token-file",
+            "no API token: set SALLYPORT_TOKEN, use --token-file, or run `sallyport login`",
         ))?,
     };
     let t = token.expose_secret();

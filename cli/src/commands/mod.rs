@@ -9,17 +9,25 @@
 //! - `audit`: `audit search` (paged) and `audit verify`.
 //! - `audit_tools`: `audit tail [-f]`, `audit export`, `audit verify --file` (offline),
 //!   `audit backlog`.
+//! - `session`: `session list|show|play|export|kill` (recordings replayed with their timing).
 //! - `tokens`: `token issue` and `whoami`.
 //! - `ssh_config`: `ssh-config`.
+//! - `login`: `login` (challenge-response with the SSH agent, certificate into sallyport-agent).
+//! - `vpn`: `vpn enroll` (key pair in memory, wg-quick file, QR) and `vpn refresh`.
+//! - `device`: `device list` and `device revoke`.
 
 mod audit;
 mod audit_tools;
+mod device;
 mod grants;
 mod keys;
+mod login;
+mod session;
 mod ssh_config;
 mod targets;
 mod tokens;
 mod users;
+mod vpn;
 
 use std::path::Path;
 
@@ -46,6 +54,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
     match Prepared::from(cli.command)? {
         Prepared::Completions(shell) => completions(shell, out),
         Prepared::VerifyExport(path) => audit_tools::verify_file(out, &path),
+        Prepared::Login(args) => login::run(&cli.global, args, out).await,
         Prepared::Remote(remote) => {
             let ctx = Ctx {
                 api: ApiClient::connect(&cli.global)?,
@@ -62,6 +71,8 @@ enum Prepared {
     Completions(clap_complete::Shell),
     /// `audit verify --file`: offline, needs no gateway.
     VerifyExport(std::path::PathBuf),
+    /// `login`: talks to the gateway without a token.
+    Login(crate::args::LoginArgs),
     /// Talks to the gateway.
     Remote(Box<Remote>),
 }
@@ -76,14 +87,21 @@ enum Remote {
     Revoke(GrantId),
     Audit(AuditCmd),
     Token(TokenCmd),
+    Session(crate::args::SessionCmd),
     WhoAmI,
+    SshCa,
     SshConfig(SshConfigArgs),
+    VpnEnroll(vpn::Enroll),
+    VpnRefresh(vpn::Refresh),
+    DeviceList(Option<String>),
+    DeviceRevoke(String),
 }
 
 impl Prepared {
     fn from(command: Command) -> Result<Self, CliError> {
         let remote = match command {
             Command::Completions { shell } => return Ok(Prepared::Completions(shell)),
+            Command::Login(args) => return Ok(Prepared::Login(args)),
             Command::Audit(AuditCmd::Verify { file: Some(path) }) => {
                 return Ok(Prepared::VerifyExport(path))
             }
@@ -95,8 +113,18 @@ impl Prepared {
             Command::Revoke { grant } => Remote::Revoke(grant),
             Command::Audit(cmd) => Remote::Audit(cmd),
             Command::Token(cmd) => Remote::Token(cmd),
+            Command::Session(cmd) => Remote::Session(cmd),
             Command::Whoami => Remote::WhoAmI,
+            Command::SshCa => Remote::SshCa,
             Command::SshConfig(args) => Remote::SshConfig(args),
+            Command::Vpn(crate::args::VpnCmd::Enroll { name, file, qr }) => {
+                Remote::VpnEnroll(vpn::Enroll { name, file, qr })
+            }
+            Command::Vpn(crate::args::VpnCmd::Refresh { device, file }) => {
+                Remote::VpnRefresh(vpn::Refresh { device, file })
+            }
+            Command::Device(crate::args::DeviceCmd::List { user }) => Remote::DeviceList(user),
+            Command::Device(crate::args::DeviceCmd::Revoke { id }) => Remote::DeviceRevoke(id),
         };
         Ok(Prepared::Remote(Box::new(remote)))
     }
@@ -113,8 +141,14 @@ impl Remote {
             Remote::Revoke(id) => grants::revoke(ctx, id).await,
             Remote::Audit(cmd) => audit::run(ctx, cmd).await,
             Remote::Token(cmd) => tokens::issue(ctx, cmd).await,
+            Remote::Session(cmd) => session::run(ctx, cmd).await,
             Remote::WhoAmI => tokens::whoami(ctx).await,
+            Remote::SshCa => login::ssh_ca(ctx).await,
             Remote::SshConfig(args) => ssh_config::run(ctx, args).await,
+            Remote::VpnEnroll(args) => vpn::enroll(ctx, args).await,
+            Remote::VpnRefresh(args) => vpn::refresh(ctx, args).await,
+            Remote::DeviceList(user) => device::list(ctx, user).await,
+            Remote::DeviceRevoke(id) => device::revoke(ctx, id).await,
         }
     }
 }

@@ -1,11 +1,15 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::model::GrantOptions;
+use crate::model::Protocol;
 use crate::model::{
     Fingerprint, GrantId, GroupName, Login, PortSpec, ProtocolSet, Role, Subject, TargetName,
     UserName,
 };
 use crate::time::Timestamp;
+use crate::vpn::device::DeviceId;
+use std::net::IpAddr;
 
 /// The actor recorded for what the gateway does by itself (expiry, start-up).
 pub const SYSTEM_ACTOR: &str = "sallyportd";
@@ -97,6 +101,9 @@ pub enum EventKind {
         ports: PortSpec,
         /// Remote logins (proxy mode).
         logins: Vec<Login>,
+        /// SSH forwarding options (since version 2; absent means none).
+        #[serde(default)]
+        options: GrantOptions,
         /// Start.
         not_before: Timestamp,
         /// End.
@@ -129,6 +136,52 @@ pub enum EventKind {
         token_id: String,
         /// Until when.
         expires_at: Timestamp,
+    },
+    /// An engineer logged in to the API by signing a gateway challenge with a registered key
+    /// (`sallyport login`) and received a token.
+    #[serde(rename = "api.login.success")]
+    ApiLoginSucceeded {
+        /// The user.
+        user: UserName,
+        /// The registered key that signed.
+        fingerprint: Fingerprint,
+        /// The token's id (`jti`), never the token.
+        token_id: String,
+        /// Until when the token is valid.
+        expires_at: Timestamp,
+    },
+    /// A challenge-response login to the API was refused.
+    #[serde(rename = "api.login.failure")]
+    ApiLoginFailed {
+        /// The user name as sent (at most 64 characters).
+        user: String,
+        /// The key offered, if it parsed.
+        fingerprint: Option<Fingerprint>,
+        /// Why, a stable code (`challenge-expired`, `challenge-replayed`, `key-not-registered`,
+        /// `signature-invalid`, `user-disabled`, `rate-limited`, …).
+        reason: String,
+    },
+    /// The gateway's user CA signed an SSH user certificate.
+    #[serde(rename = "ssh.certificate.issue")]
+    SshCertificateIssued {
+        /// For whom.
+        user: UserName,
+        /// The certified (subject) key.
+        fingerprint: Fingerprint,
+        /// The certificate's serial.
+        serial: u64,
+        /// Its key id (`sallyport:USER:SESSION`).
+        key_id: String,
+        /// Its principals.
+        principals: Vec<String>,
+        /// Valid from (inclusive).
+        valid_after: Timestamp,
+        /// Valid until (exclusive).
+        valid_before: Timestamp,
+        /// Its extensions (`permit-pty`, and forwarding where granted).
+        extensions: Vec<String>,
+        /// The grants its principals rest on.
+        grants: Vec<GrantId>,
     },
     /// The gateway started.
     #[serde(rename = "gateway.start")]
@@ -213,12 +266,23 @@ pub enum EventKind {
     SshSessionEnded {
         /// The user.
         user: UserName,
-        /// Why: `client`, `revoked`, `expired`, `idle`, `shutdown` or `error`.
+        /// Why: `client`, `revoked`, `expired`, `idle`, `shutdown`, `killed` or `error`.
         reason: String,
         /// How long it lasted, in milliseconds.
         duration_ms: u64,
         /// How many tunnels it opened.
         tunnels: u64,
+    },
+    /// An admin asked for a live SSH session to be ended (`POST /v1/sessions/{id}/kill`); the
+    /// instance running it ends it with `ssh.session.end` reason `killed`.
+    #[serde(rename = "ssh.session.kill")]
+    SshSessionKillRequested {
+        /// The session's id.
+        session_id: String,
+        /// Its user.
+        user: UserName,
+        /// The gateway instance running it.
+        instance: String,
     },
     /// A jump tunnel (`direct-tcpip`) was opened to a target.
     #[serde(rename = "ssh.tunnel.open")]
@@ -270,6 +334,388 @@ pub enum EventKind {
         /// How long it was open, in milliseconds.
         duration_ms: u64,
     },
+    /// Proxy mode: the gateway logged in to a target for a user, with one signature from the
+    /// user's forwarded agent.
+    #[serde(rename = "ssh.proxy.login.success")]
+    SshProxyLoginSucceeded {
+        /// The user.
+        user: UserName,
+        /// The channel's number within its session.
+        channel: u64,
+        /// The target.
+        target: TargetName,
+        /// The remote login.
+        login: Login,
+        /// The grant that allowed it.
+        grant: GrantId,
+        /// The key that signed (for a certificate, its subject key).
+        fingerprint: Fingerprint,
+        /// The target's host key, as verified.
+        host_key: Fingerprint,
+    },
+    /// Proxy mode: a session channel could not log in to its target (refused by policy, no
+    /// forwarded agent, unreachable, host key, the target's refusal).
+    #[serde(rename = "ssh.proxy.login.failure")]
+    SshProxyLoginFailed {
+        /// The user.
+        user: UserName,
+        /// The target as asked (at most 255 characters).
+        target: String,
+        /// The remote login as asked.
+        login: String,
+        /// Why, a stable code ([`crate::policy::Denial::code`], `agent-not-forwarded`, …).
+        reason: String,
+    },
+    /// Proxy mode: a proxied session channel closed.
+    #[serde(rename = "ssh.proxy.close")]
+    SshProxyClosed {
+        /// The user.
+        user: UserName,
+        /// The channel's number within its session.
+        channel: u64,
+        /// The target.
+        target: TargetName,
+        /// The remote login.
+        login: Login,
+        /// The grant that allowed it.
+        grant: GrantId,
+        /// Why it closed.
+        reason: TunnelCloseReason,
+        /// The command's exit status, if the target sent one.
+        exit_status: Option<u32>,
+        /// Bytes relayed from the client to the target.
+        bytes_to_target: u64,
+        /// Bytes relayed from the target to the client.
+        bytes_to_client: u64,
+        /// How long it was open, in milliseconds.
+        duration_ms: u64,
+    },
+    /// A target presented a host key other than the one pinned in the registry (or none is
+    /// pinned); the connection was refused.
+    #[serde(rename = "ssh.hostkey.mismatch")]
+    SshHostKeyMismatch {
+        /// The user the connection was for.
+        user: UserName,
+        /// The target.
+        target: TargetName,
+        /// The pinned key's fingerprint (`None`: no key is pinned).
+        expected: Option<Fingerprint>,
+        /// The fingerprint of the key the target presented.
+        presented: Fingerprint,
+    },
+    /// Proxy mode: a command was run on a target (`exec`: `ssh host CMD`, `scp`'s remote end).
+    #[serde(rename = "ssh.exec")]
+    SshExec {
+        /// The user.
+        user: UserName,
+        /// The channel's number within its session.
+        channel: u64,
+        /// The target.
+        target: TargetName,
+        /// The remote login.
+        login: Login,
+        /// The grant that allowed it.
+        grant: GrantId,
+        /// The command line as sent (lossy UTF-8, at most 4096 characters, `…` if cut).
+        command: String,
+    },
+    /// Proxy mode, SFTP: a file was opened.
+    #[serde(rename = "ssh.sftp.open")]
+    SshSftpOpen {
+        /// The user.
+        user: UserName,
+        /// The channel's number within its session.
+        channel: u64,
+        /// The target.
+        target: TargetName,
+        /// The remote login.
+        login: Login,
+        /// The path as sent (`…` at the end if cut).
+        path: String,
+        /// `read`, `write`, `append`, `create`, `truncate`, `exclusive`.
+        flags: Vec<String>,
+        /// The target's answer: `ok`, `permission-denied`, `no-such-file`, `failure`, …, or
+        /// `unknown` (no answer seen).
+        outcome: String,
+    },
+    /// Proxy mode, SFTP: bytes written through one open file, from its open to its close.
+    #[serde(rename = "ssh.sftp.write")]
+    SshSftpWrite {
+        /// The user.
+        user: UserName,
+        /// The channel's number within its session.
+        channel: u64,
+        /// The target.
+        target: TargetName,
+        /// The remote login.
+        login: Login,
+        /// The path it was opened with (`None` if its open was not seen).
+        path: Option<String>,
+        /// Bytes written.
+        bytes: u64,
+        /// Write requests.
+        writes: u64,
+    },
+    /// Proxy mode, SFTP: a file was removed.
+    #[serde(rename = "ssh.sftp.remove")]
+    SshSftpRemove {
+        /// The user.
+        user: UserName,
+        /// The channel's number within its session.
+        channel: u64,
+        /// The target.
+        target: TargetName,
+        /// The remote login.
+        login: Login,
+        /// The path.
+        path: String,
+        /// The target's answer (as in `ssh.sftp.open`).
+        outcome: String,
+    },
+    /// Proxy mode, SFTP: a file or directory was renamed.
+    #[serde(rename = "ssh.sftp.rename")]
+    SshSftpRename {
+        /// The user.
+        user: UserName,
+        /// The channel's number within its session.
+        channel: u64,
+        /// The target.
+        target: TargetName,
+        /// The remote login.
+        login: Login,
+        /// The old path.
+        from: String,
+        /// The new path.
+        to: String,
+        /// The target's answer (as in `ssh.sftp.open`).
+        outcome: String,
+    },
+    /// Proxy mode, SFTP: a directory was created, removed, an attribute set or a symbolic
+    /// link made.
+    #[serde(rename = "ssh.sftp.change")]
+    SshSftpChange {
+        /// The user.
+        user: UserName,
+        /// The channel's number within its session.
+        channel: u64,
+        /// The target.
+        target: TargetName,
+        /// The remote login.
+        login: Login,
+        /// `mkdir`, `rmdir`, `setstat` or `symlink`.
+        operation: String,
+        /// The path (for `symlink`, the link; `None` for a `setstat` on an unknown handle).
+        path: Option<String>,
+        /// `setstat`: what changed (`mode=0755 uid=0 gid=0 size=0 …`); `symlink`: the link's
+        /// target; else empty.
+        detail: String,
+        /// The target's answer (as in `ssh.sftp.open`).
+        outcome: String,
+    },
+    /// Proxy mode: an SFTP channel carried bytes that are not SFTP; its operations are no
+    /// longer audited.
+    #[serde(rename = "ssh.sftp.unparsable")]
+    SshSftpUnparsable {
+        /// The user.
+        user: UserName,
+        /// The channel's number within its session.
+        channel: u64,
+        /// The target.
+        target: TargetName,
+        /// `client` or `server`.
+        stream: String,
+        /// What was wrong.
+        why: String,
+    },
+    /// Proxy mode: the recording of a session channel began (asciicast v2, encrypted in the
+    /// store; `GET /v1/sessions/{id}/recording?channel=N`).
+    #[serde(rename = "ssh.recording.start")]
+    SshRecordingStarted {
+        /// The user.
+        user: UserName,
+        /// The channel's number within its session.
+        channel: u64,
+        /// The target.
+        target: TargetName,
+        /// The remote login.
+        login: Login,
+        /// `shell` or `exec`.
+        kind: String,
+        /// Whether keyboard input is recorded too.
+        input: bool,
+    },
+    /// Proxy mode: the recording of a session channel ended.
+    #[serde(rename = "ssh.recording.end")]
+    SshRecordingEnded {
+        /// The user.
+        user: UserName,
+        /// The channel's number within its session.
+        channel: u64,
+        /// The target.
+        target: TargetName,
+        /// Chunks stored (indices 0 to chunks - 1).
+        chunks: u64,
+        /// Bytes of asciicast text stored (before encryption).
+        bytes: u64,
+        /// Events dropped because the store could not keep up (each gap is marked in the
+        /// recording).
+        dropped_events: u64,
+        /// Chunks that could not be stored.
+        failed_chunks: u64,
+        /// Output bytes not recorded because the recording reached `[ssh.recording] max_mib`.
+        cut_bytes: u64,
+    },
+    /// Proxy mode: an observer of a session channel fell behind and dropped what it could not
+    /// queue (recorded output, or audit events), rather than slow the session down.
+    #[serde(rename = "ssh.observer.gap")]
+    SshObserverGap {
+        /// The user.
+        user: UserName,
+        /// The channel's number within its session.
+        channel: u64,
+        /// The target.
+        target: TargetName,
+        /// `recording` or `audit`.
+        what: String,
+        /// How many events were dropped.
+        events: u64,
+        /// How many bytes they held (recording only).
+        bytes: u64,
+    },
+    /// An auditor or admin fetched a session's recording (to play or export it).
+    #[serde(rename = "ssh.recording.view")]
+    SshRecordingViewed {
+        /// The session whose recording it is.
+        session: String,
+        /// The channel.
+        channel: u64,
+        /// The user whose session it is.
+        user: UserName,
+        /// Proxy mode: the target.
+        target: Option<TargetName>,
+    },
+    /// A VPN device was enrolled: its WireGuard public key registered and an address assigned.
+    #[serde(rename = "vpn.device.enroll")]
+    VpnDeviceEnrolled {
+        /// The device's owner.
+        user: UserName,
+        /// The device.
+        device: DeviceId,
+        /// The device's name (as given at enrollment).
+        name: String,
+        /// The device's VPN address.
+        address: IpAddr,
+        /// The device's WireGuard public key (base64; public, identifies the device).
+        public_key: String,
+    },
+    /// A VPN device was revoked: its peer removed and its session keys zeroized.
+    #[serde(rename = "vpn.device.revoke")]
+    VpnDeviceRevoked {
+        /// The device's owner.
+        user: UserName,
+        /// The device.
+        device: DeviceId,
+        /// The device's name.
+        name: String,
+    },
+    /// A VPN device's preshared key was renewed (`sallyport vpn refresh`): a new epoch, so a
+    /// new key, valid until `psk_expires_at`.
+    #[serde(rename = "vpn.device.refresh")]
+    VpnDeviceRefreshed {
+        /// The device's owner.
+        user: UserName,
+        /// The device.
+        device: DeviceId,
+        /// The device's name.
+        name: String,
+        /// When the new preshared key stops working.
+        psk_expires_at: Timestamp,
+    },
+    /// A VPN device completed a WireGuard handshake.
+    #[serde(rename = "vpn.handshake")]
+    VpnHandshake {
+        /// The device's owner.
+        user: UserName,
+        /// The device.
+        device: DeviceId,
+        /// The device's UDP endpoint (`IP:PORT`).
+        source: String,
+    },
+    /// A VPN flow began: the device sent the first packet of a connection a grant allows.
+    #[serde(rename = "vpn.flow.start")]
+    VpnFlowStarted {
+        /// The device's owner.
+        user: UserName,
+        /// The device.
+        device: DeviceId,
+        /// `tcp`, `udp` or `icmp`.
+        protocol: Protocol,
+        /// The device's address.
+        client_address: IpAddr,
+        /// The device's port (ICMP: the echo identifier).
+        client_port: u16,
+        /// The destination address.
+        remote_address: IpAddr,
+        /// The destination port (ICMP: the echo identifier).
+        remote_port: u16,
+        /// The grant that allowed it.
+        grant: GrantId,
+    },
+    /// A VPN flow ended.
+    #[serde(rename = "vpn.flow.end")]
+    VpnFlowEnded {
+        /// The device's owner.
+        user: UserName,
+        /// The device.
+        device: DeviceId,
+        /// `tcp`, `udp` or `icmp`.
+        protocol: Protocol,
+        /// The device's address.
+        client_address: IpAddr,
+        /// The device's port (ICMP: the echo identifier).
+        client_port: u16,
+        /// The destination address.
+        remote_address: IpAddr,
+        /// The destination port (ICMP: the echo identifier).
+        remote_port: u16,
+        /// The grant that allowed its first packet.
+        grant: GrantId,
+        /// Packets from the device.
+        packets_out: u64,
+        /// Bytes (whole IP packets) from the device.
+        bytes_out: u64,
+        /// Packets to the device.
+        packets_in: u64,
+        /// Bytes (whole IP packets) to the device.
+        bytes_in: u64,
+        /// From its first to its last packet (or to when it was cut), in milliseconds.
+        duration_ms: u64,
+        /// Why: `closed`, `idle`, `revoked` or `shutdown`.
+        reason: String,
+    },
+    /// VPN packets were dropped (a rate-limited summary: the first drop of a kind at once, then
+    /// one count per window).
+    #[serde(rename = "vpn.flow.denied")]
+    VpnFlowDenied {
+        /// The device's owner.
+        user: UserName,
+        /// The device.
+        device: DeviceId,
+        /// The destination address.
+        destination: IpAddr,
+        /// `tcp`, `udp`, `icmp` or `ip-N` (another IP protocol number).
+        protocol: String,
+        /// The destination port (TCP and UDP).
+        port: Option<u16>,
+        /// Why, a stable code ([`crate::vpn::filter::FlowDenial::code`]).
+        reason: String,
+        /// How many packets in the window.
+        count: u64,
+        /// The window's start.
+        window_start: Timestamp,
+        /// The window's length, in milliseconds.
+        window_ms: u64,
+    },
 }
 
 impl EventKind {
@@ -298,10 +744,13 @@ impl EventKind {
             EventKind::KeyRemoved { .. } => ("access.key.remove", "A1011I", 1),
             EventKind::TargetCreated { .. } => ("access.target.create", "A1020I", 1),
             EventKind::TargetRemoved { .. } => ("access.target.remove", "A1021I", 1),
-            EventKind::GrantCreated { .. } => ("access.grant.create", "A1030I", 1),
+            EventKind::GrantCreated { .. } => ("access.grant.create", "A1030I", 2),
             EventKind::GrantRevoked { .. } => ("access.grant.revoke", "A1031I", 1),
             EventKind::GrantExpired { .. } => ("access.grant.expire", "A1032I", 1),
             EventKind::TokenIssued { .. } => ("api.token.issue", "A2001I", 1),
+            EventKind::ApiLoginSucceeded { .. } => ("api.login.success", "A2010I", 1),
+            EventKind::ApiLoginFailed { .. } => ("api.login.failure", "A2011W", 1),
+            EventKind::SshCertificateIssued { .. } => ("ssh.certificate.issue", "S1080I", 1),
             EventKind::GatewayStarted { .. } => ("gateway.start", "G1001I", 1),
             EventKind::GatewayStopped { .. } => ("gateway.stop", "G1002I", 1),
             EventKind::ShipRejected { .. } => ("audit.ship.rejected", "L1001W", 1),
@@ -310,9 +759,32 @@ impl EventKind {
             EventKind::SshAuthFailed { .. } => ("ssh.auth.failure", "S1002W", 1),
             EventKind::SshSessionStarted { .. } => ("ssh.session.start", "S1010I", 1),
             EventKind::SshSessionEnded { .. } => ("ssh.session.end", "S1011I", 1),
+            EventKind::SshSessionKillRequested { .. } => ("ssh.session.kill", "S1012I", 1),
             EventKind::SshTunnelOpened { .. } => ("ssh.tunnel.open", "S1020I", 1),
             EventKind::SshTunnelDenied { .. } => ("ssh.tunnel.denied", "S1021W", 1),
             EventKind::SshTunnelClosed { .. } => ("ssh.tunnel.close", "S1022I", 1),
+            EventKind::VpnDeviceEnrolled { .. } => ("vpn.device.enroll", "V1001I", 1),
+            EventKind::VpnDeviceRevoked { .. } => ("vpn.device.revoke", "V1002I", 1),
+            EventKind::VpnDeviceRefreshed { .. } => ("vpn.device.refresh", "V1003I", 1),
+            EventKind::VpnHandshake { .. } => ("vpn.handshake", "V1010I", 1),
+            EventKind::VpnFlowStarted { .. } => ("vpn.flow.start", "V1020I", 1),
+            EventKind::VpnFlowEnded { .. } => ("vpn.flow.end", "V1021I", 1),
+            EventKind::VpnFlowDenied { .. } => ("vpn.flow.denied", "V1022W", 1),
+            EventKind::SshProxyLoginSucceeded { .. } => ("ssh.proxy.login.success", "S1030I", 1),
+            EventKind::SshProxyLoginFailed { .. } => ("ssh.proxy.login.failure", "S1031W", 1),
+            EventKind::SshProxyClosed { .. } => ("ssh.proxy.close", "S1032I", 1),
+            EventKind::SshHostKeyMismatch { .. } => ("ssh.hostkey.mismatch", "S1040W", 1),
+            EventKind::SshExec { .. } => ("ssh.exec", "S1050I", 1),
+            EventKind::SshSftpOpen { .. } => ("ssh.sftp.open", "S1060I", 1),
+            EventKind::SshSftpWrite { .. } => ("ssh.sftp.write", "S1061I", 1),
+            EventKind::SshSftpRemove { .. } => ("ssh.sftp.remove", "S1062I", 1),
+            EventKind::SshSftpRename { .. } => ("ssh.sftp.rename", "S1063I", 1),
+            EventKind::SshSftpChange { .. } => ("ssh.sftp.change", "S1064I", 1),
+            EventKind::SshSftpUnparsable { .. } => ("ssh.sftp.unparsable", "S1065W", 1),
+            EventKind::SshRecordingStarted { .. } => ("ssh.recording.start", "S1070I", 1),
+            EventKind::SshRecordingEnded { .. } => ("ssh.recording.end", "S1071I", 1),
+            EventKind::SshObserverGap { .. } => ("ssh.observer.gap", "S1072W", 1),
+            EventKind::SshRecordingViewed { .. } => ("ssh.recording.view", "S1073I", 1),
         }
     }
 
@@ -326,13 +798,40 @@ impl EventKind {
             | EventKind::KeyAdded { user, .. }
             | EventKind::KeyRemoved { user, .. }
             | EventKind::TokenIssued { user, .. }
+            | EventKind::ApiLoginSucceeded { user, .. }
+            | EventKind::SshCertificateIssued { user, .. }
             | EventKind::SshAuthSucceeded { user, .. }
             | EventKind::SshSessionStarted { user, .. }
             | EventKind::SshSessionEnded { user, .. }
+            | EventKind::SshSessionKillRequested { user, .. }
             | EventKind::SshTunnelOpened { user, .. }
             | EventKind::SshTunnelDenied { user, .. }
-            | EventKind::SshTunnelClosed { user, .. } => Some(user.to_string()),
-            EventKind::SshAuthFailed { user, .. } => Some(user.clone()),
+            | EventKind::SshTunnelClosed { user, .. }
+            | EventKind::VpnDeviceEnrolled { user, .. }
+            | EventKind::VpnDeviceRevoked { user, .. }
+            | EventKind::VpnDeviceRefreshed { user, .. }
+            | EventKind::VpnHandshake { user, .. }
+            | EventKind::VpnFlowStarted { user, .. }
+            | EventKind::VpnFlowEnded { user, .. }
+            | EventKind::VpnFlowDenied { user, .. }
+            | EventKind::SshProxyLoginSucceeded { user, .. }
+            | EventKind::SshProxyLoginFailed { user, .. }
+            | EventKind::SshProxyClosed { user, .. }
+            | EventKind::SshHostKeyMismatch { user, .. }
+            | EventKind::SshExec { user, .. }
+            | EventKind::SshSftpOpen { user, .. }
+            | EventKind::SshSftpWrite { user, .. }
+            | EventKind::SshSftpRemove { user, .. }
+            | EventKind::SshSftpRename { user, .. }
+            | EventKind::SshSftpChange { user, .. }
+            | EventKind::SshSftpUnparsable { user, .. }
+            | EventKind::SshRecordingStarted { user, .. }
+            | EventKind::SshRecordingEnded { user, .. }
+            | EventKind::SshObserverGap { user, .. }
+            | EventKind::SshRecordingViewed { user, .. } => Some(user.to_string()),
+            EventKind::SshAuthFailed { user, .. } | EventKind::ApiLoginFailed { user, .. } => {
+                Some(user.clone())
+            }
             EventKind::GrantCreated { subject, .. }
             | EventKind::GrantRevoked { subject, .. }
             | EventKind::GrantExpired { subject, .. } => Some(subject.to_string()),
@@ -352,9 +851,27 @@ impl EventKind {
                 Some(target.to_string())
             }
             EventKind::GrantCreated { object, .. } => Some(object.clone()),
+            EventKind::VpnFlowStarted { remote_address, .. }
+            | EventKind::VpnFlowEnded { remote_address, .. } => Some(remote_address.to_string()),
+            EventKind::VpnFlowDenied { destination, .. } => Some(destination.to_string()),
             EventKind::SshTunnelOpened { target, .. }
             | EventKind::SshTunnelDenied { target, .. }
-            | EventKind::SshTunnelClosed { target, .. } => Some(target.clone()),
+            | EventKind::SshTunnelClosed { target, .. }
+            | EventKind::SshProxyLoginFailed { target, .. } => Some(target.clone()),
+            EventKind::SshProxyLoginSucceeded { target, .. }
+            | EventKind::SshProxyClosed { target, .. }
+            | EventKind::SshHostKeyMismatch { target, .. }
+            | EventKind::SshExec { target, .. }
+            | EventKind::SshSftpOpen { target, .. }
+            | EventKind::SshSftpWrite { target, .. }
+            | EventKind::SshSftpRemove { target, .. }
+            | EventKind::SshSftpRename { target, .. }
+            | EventKind::SshSftpChange { target, .. }
+            | EventKind::SshSftpUnparsable { target, .. }
+            | EventKind::SshRecordingStarted { target, .. }
+            | EventKind::SshRecordingEnded { target, .. }
+            | EventKind::SshObserverGap { target, .. } => Some(target.to_string()),
+            EventKind::SshRecordingViewed { target, .. } => target.as_ref().map(|t| t.to_string()),
             _ => None,
         }
     }
@@ -502,5 +1019,58 @@ mod tests {
         assert_eq!(closed.data()["reason"], "expired");
         assert_eq!(closed.target().as_deref(), Some("db-1"));
         assert_eq!(closed.subject_user().as_deref(), Some("alice"));
+    }
+
+    #[test]
+    fn proxy_channel_observer_events_round_trip() {
+        let user: UserName = "alice".parse().unwrap();
+        let target: TargetName = "db-1".parse().unwrap();
+        let login: Login = "root".parse().unwrap();
+        let kinds = [
+            EventKind::SshExec {
+                user: user.clone(),
+                channel: 0,
+                target: target.clone(),
+                login: login.clone(),
+                grant: "00000000-0000-4000-8000-000000000001".parse().unwrap(),
+                command: "uptime".into(),
+            },
+            EventKind::SshSftpWrite {
+                user: user.clone(),
+                channel: 2,
+                target: target.clone(),
+                login: login.clone(),
+                path: None,
+                bytes: 3,
+                writes: 1,
+            },
+            EventKind::SshSftpChange {
+                user: user.clone(),
+                channel: 2,
+                target: target.clone(),
+                login,
+                operation: "setstat".into(),
+                path: Some("/x".into()),
+                detail: "mode=0755".into(),
+                outcome: "ok".into(),
+            },
+            EventKind::SshObserverGap {
+                user,
+                channel: 1,
+                target,
+                what: "audit".into(),
+                events: 5,
+                bytes: 0,
+            },
+        ];
+        let mut codes = std::collections::BTreeSet::new();
+        for k in kinds {
+            assert!(codes.insert(k.code()), "{} reused", k.code());
+            assert_eq!(serde_json::to_value(&k).unwrap()["event"], k.name());
+            assert_eq!(EventKind::from_parts(k.name(), &k.data()), Some(k.clone()));
+            assert_eq!(k.target().as_deref(), Some("db-1"));
+            assert_eq!(k.subject_user().as_deref(), Some("alice"));
+        }
+        assert!(codes.contains("S1072W"));
     }
 }

@@ -13,7 +13,9 @@ mod user;
 mod parse_props;
 
 pub use error::ModelError;
-pub use grant::{Grant, GrantId, GrantObject, GrantStatus, Protocol, ProtocolSet, Reason, Subject};
+pub use grant::{
+    Grant, GrantId, GrantObject, GrantOptions, GrantStatus, Protocol, ProtocolSet, Reason, Subject,
+};
 pub use key::{Fingerprint, SshPublicKey};
 pub use names::{GroupName, Login, TargetName, UserName};
 pub use ports::{PortRange, PortSpec};

@@ -4,7 +4,9 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 
 use super::snapshot::{CompiledGrant, CompiledObject, Snapshot};
-use crate::model::{Fingerprint, GrantId, Host, Login, Protocol, TargetName, UserName};
+use crate::model::{
+    Fingerprint, GrantId, GrantOptions, Host, Login, Protocol, TargetName, UserName,
+};
 use crate::time::Timestamp;
 
 /// How the user proved who they are.
@@ -147,6 +149,7 @@ pub struct Allowed {
     connect: ConnectTo,
     login: Option<Login>,
     expires_at: Timestamp,
+    options: GrantOptions,
 }
 
 impl Allowed {
@@ -183,6 +186,11 @@ impl Allowed {
     /// When the grant ends; the data path must cut the session then.
     pub fn expires_at(&self) -> Timestamp {
         self.expires_at
+    }
+
+    /// The SSH options of the grant that allowed it (agent and port forwarding).
+    pub fn options(&self) -> GrantOptions {
+        self.options
     }
 }
 
@@ -289,6 +297,7 @@ fn decide_inner(req: &Request, snapshot: &Snapshot, now: Timestamp) -> Result<Al
         connect,
         login: req.login.clone(),
         expires_at: g.expires_at,
+        options: g.options,
     })
 }
 
@@ -307,7 +316,7 @@ fn object_matches(g: &CompiledGrant, dest: &Destination, dest_ip: Option<IpAddr>
 /// local (the instance metadata service, 169.254.169.254, and its IPv6 form), unspecified,
 /// multicast and broadcast. A CIDR grant reaches an address in one of these only if the grant's
 /// whole network lies inside that range — an admin granted it explicitly.
-const SPECIAL: &[(IpAddr, u8)] = &[
+pub(super) const SPECIAL: &[(IpAddr, u8)] = &[
     (IpAddr::V4(std::net::Ipv4Addr::new(0, 0, 0, 0)), 8),
     (IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 0)), 8),
     (IpAddr::V4(std::net::Ipv4Addr::new(169, 254, 0, 0)), 16),
@@ -332,7 +341,7 @@ const SPECIAL: &[(IpAddr, u8)] = &[
     ),
 ];
 
-fn cidr_allows(net: &IpNet, ip: IpAddr) -> bool {
+pub(super) fn cidr_allows(net: &IpNet, ip: IpAddr) -> bool {
     if !net.contains(&ip) {
         return false;
     }

@@ -19,9 +19,13 @@
 
 mod decide;
 mod snapshot;
+mod ssh_view;
+mod vpn_view;
 
 pub use decide::{decide, Allowed, ConnectTo, Credential, Decision, Denial, Destination, Request};
 pub use snapshot::Snapshot;
+pub use ssh_view::SshGrant;
+pub(crate) use vpn_view::{touches_special, VpnObject};
 
 #[cfg(test)]
 mod tests;

@@ -5,8 +5,8 @@ use ipnet::IpNet;
 
 use super::decide::{Credential, Denial};
 use crate::model::{
-    Fingerprint, Grant, GrantId, GrantObject, Login, PortSpec, ProtocolSet, Subject, Target,
-    TargetName, User, UserName, UserState,
+    Fingerprint, Grant, GrantId, GrantObject, GrantOptions, Login, PortSpec, ProtocolSet, Subject,
+    Target, TargetName, User, UserName, UserState,
 };
 use crate::time::Timestamp;
 
@@ -18,6 +18,7 @@ pub(super) struct CompiledGrant {
     pub(super) protocols: ProtocolSet,
     pub(super) ports: PortSpec,
     pub(super) logins: Vec<Login>,
+    pub(super) options: GrantOptions,
     pub(super) not_before: Timestamp,
     pub(super) expires_at: Timestamp,
 }
@@ -92,6 +93,7 @@ impl Snapshot {
                 protocols: g.protocols,
                 ports: g.ports.clone(),
                 logins: g.logins.iter().cloned().collect(),
+                options: g.options,
                 not_before: g.not_before,
                 expires_at: g.expires_at,
             };
@@ -163,6 +165,15 @@ impl Snapshot {
             .flat_map(|g| [g.not_before, g.expires_at])
             .filter(|t| *t > now)
             .min()
+    }
+
+    /// The user a public key is registered to (fingerprints are unique across users), for
+    /// logins where the SSH user name does not name the user (SSH proxy mode).
+    pub fn key_owner(&self, fingerprint: &Fingerprint) -> Option<&UserName> {
+        self.users
+            .iter()
+            .find(|(_, e)| e.keys.contains(fingerprint))
+            .map(|(name, _)| name)
     }
 
     /// Grants in force for `user` at `now` (for "what may I reach" listings).

@@ -79,6 +79,15 @@ impl ApiError {
         }
     }
 
+    /// 429: too many failed attempts.
+    pub fn too_many_requests(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            code: "too_many_requests",
+            message: message.into(),
+        }
+    }
+
     /// 405.
     pub fn method_not_allowed() -> Self {
         Self {

@@ -11,7 +11,9 @@
 //! - `auth`: tokens ([`TokenIssuer`]) and the [`auth::Caller`] extractor.
 //! - `error`: [`ApiError`], the one mapping from internal errors to status and code.
 //! - `extract`: body, query and path extractors whose rejections are 4xx JSON errors.
-//! - `users`, `access`, `audit`, `gateway`: handlers. `views`: model → response bodies.
+//! - `users`, `access`, `audit`, `gateway`, `vpn`, `login`: handlers (`login`: challenge-response
+//!   login, SSH user certificates, the user CA's public key). `views`: model → response bodies.
+//! - `sessions`: SSH sessions and their recordings, opened on the gateway (auditors, admins).
 //! - `openapi.json`: the OpenAPI document served at `/v1/openapi.json`.
 
 mod access;
@@ -20,8 +22,12 @@ pub mod auth;
 mod error;
 mod extract;
 mod gateway;
+pub mod login;
+mod sessions;
+mod sessions_kill;
 mod users;
 mod views;
+mod vpn;
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
@@ -74,6 +80,18 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/audit/verify"),
     ("get", "/v1/audit/backlog"),
     ("post", "/v1/tokens"),
+    ("get", "/v1/sessions"),
+    ("get", "/v1/sessions/{id}"),
+    ("get", "/v1/sessions/{id}/recording"),
+    ("post", "/v1/sessions/{id}/kill"),
+    ("post", "/v1/login/challenge"),
+    ("post", "/v1/login"),
+    ("post", "/v1/ssh/certificate"),
+    ("get", "/v1/ssh/user-ca"),
+    ("post", "/v1/vpn/devices"),
+    ("post", "/v1/vpn/devices/{id}/refresh"),
+    ("get", "/v1/devices"),
+    ("post", "/v1/devices/{id}/revoke"),
 ];
 
 /// What handlers share.
@@ -85,6 +103,12 @@ pub struct ApiState {
     pub tokens: Arc<TokenIssuer>,
     /// How engineers reach this gateway over SSH (`GET /v1/gateway`).
     pub gateway: Arc<sallyport_core::api::GatewayView>,
+    /// `sallyport login`: challenges, the failure limiter, the user CA.
+    pub login: Arc<login::LoginService>,
+    /// WireGuard devices (enroll, refresh, list, revoke).
+    pub vpn: Arc<crate::wireguard::VpnDevices>,
+    /// Opens session recordings (`GET /v1/sessions/{id}/recording`).
+    pub recordings: Arc<crate::ssh::recording::RecordingKey>,
 }
 
 /// The API's routes.
@@ -129,6 +153,18 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/audit/verify", post(audit::verify))
         .route("/v1/audit/backlog", get(audit::backlog))
         .route("/v1/tokens", post(audit::issue_token))
+        .route("/v1/sessions", get(sessions::list))
+        .route("/v1/sessions/{id}", get(sessions::show))
+        .route("/v1/sessions/{id}/recording", get(sessions::recording))
+        .route("/v1/sessions/{id}/kill", post(sessions_kill::kill))
+        .route("/v1/login/challenge", post(login::challenge))
+        .route("/v1/login", post(login::login))
+        .route("/v1/ssh/certificate", post(login::certificate))
+        .route("/v1/ssh/user-ca", get(login::user_ca))
+        .route("/v1/vpn/devices", post(vpn::enroll))
+        .route("/v1/vpn/devices/{id}/refresh", post(vpn::refresh))
+        .route("/v1/devices", get(vpn::list))
+        .route("/v1/devices/{id}/revoke", post(vpn::revoke))
         .fallback(|| async { ApiError::not_found("no such API path").into_response() })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed().into_response() })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

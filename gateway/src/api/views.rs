@@ -50,6 +50,7 @@ pub fn grant(g: Grant, now: Timestamp) -> GrantView {
         protocols: g.protocols.iter().collect(),
         ports: g.ports,
         logins: g.logins.into_iter().collect(),
+        options: g.options,
         not_before: g.not_before,
         expires_at: g.expires_at,
         reason: g.reason,

@@ -150,7 +150,11 @@ impl<S: Sink> Shipper<S> {
     async fn ship_pending(&mut self) -> Result<(), Stopped> {
         let name = self.sink.name().to_owned();
         loop {
-            let records = match self.store.journal_after(self.ack, self.opts.page).await {
+            let records = match self
+                .store
+                .journal_after_with_origin(self.ack, self.opts.page)
+                .await
+            {
                 Ok(r) => r,
                 Err(e) => {
                     tracing::error!(sink = %name, cause = %e, "cannot read the journal");
@@ -162,13 +166,15 @@ impl<S: Sink> Shipper<S> {
             let Some(last) = records.last() else {
                 return Ok(());
             };
-            let (count, last_seq) = (records.len(), last.seq);
+            let (count, last_seq) = (records.len(), last.0.seq);
+            // Each event is labelled with the gateway that journaled it (several gateways on
+            // one PostgreSQL share the journal); older records with the shipping gateway.
             let entries: Vec<Entry> = records
                 .iter()
-                .map(|r| Entry {
+                .map(|(r, origin)| Entry {
                     seq: r.seq,
                     time: r.time,
-                    message: flat_message(r, &self.opts.instance),
+                    message: flat_message(r, origin.as_deref().unwrap_or(&self.opts.instance)),
                 })
                 .collect();
             drop(records);

@@ -131,6 +131,26 @@ async fn run(store: Store, mut rx: mpsc::Receiver<Job>) {
                     }
                 }
             }
+            Err(e) if store.spool().is_some() && crate::store::is_unreachable(&e) => {
+                // Durable in the local spool; journaled when the database is back. Callers
+                // waiting for a record get none (the event is not in the journal yet).
+                let spooled = store.spool_events(&events).await;
+                match &spooled {
+                    Ok(()) => {
+                        tracing::warn!(cause = %e, events = events.len(), "database unreachable: journal group spooled locally")
+                    }
+                    Err(s) => {
+                        tracing::error!(cause = %e, spool = %s, events = events.len(), "journal group commit failed and the spool refused it; these events are lost")
+                    }
+                }
+                for done in waiting.into_iter().flatten() {
+                    let answer = match &spooled {
+                        Ok(()) => format!("spooled locally, not yet in the journal ({e})"),
+                        Err(s) => format!("{e}; spool: {s}"),
+                    };
+                    let _ = done.send(Err(answer));
+                }
+            }
             Err(e) => {
                 let lost = waiting.iter().filter(|d| d.is_none()).count();
                 tracing::error!(cause = %e, events = events.len(), unacknowledged = lost, "journal group commit failed; these events are not in the journal");

@@ -317,6 +317,7 @@ impl Control {
             protocols,
             ports,
             logins: req.logins.into_iter().collect(),
+            options: req.options,
             not_before,
             expires_at,
             reason: req.reason,
@@ -336,6 +337,7 @@ impl Control {
                 protocols: grant.protocols,
                 ports: grant.ports.clone(),
                 logins: grant.logins.iter().cloned().collect(),
+                options: grant.options,
                 not_before: grant.not_before,
                 expires_at: grant.expires_at,
                 reason: grant.reason.to_string(),
@@ -394,6 +396,9 @@ impl Control {
         change: Change,
     ) -> Result<(), ControlError> {
         tx.journal(&actor.event(kind)).await?;
+        // Other gateways hear of it only if it commits (PostgreSQL NOTIFY is transactional).
+        tx.bump_control_version(|v| super::ChangePayload::encode(v, std::slice::from_ref(&change)))
+            .await?;
         tx.commit().await?;
         self.publish(vec![change]).await
     }

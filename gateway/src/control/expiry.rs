@@ -62,14 +62,12 @@ impl Control {
             }))
             .await?;
         }
+        let changes: Vec<Change> = due.iter().map(|g| Change::GrantExpired(g.id)).collect();
+        tx.bump_control_version(|v| super::ChangePayload::encode(v, &changes))
+            .await?;
         tx.commit().await?;
         let count = due.len();
-        self.publish(
-            due.into_iter()
-                .map(|g| Change::GrantExpired(g.id))
-                .collect(),
-        )
-        .await?;
+        self.publish(changes).await?;
         Ok(count)
     }
 }

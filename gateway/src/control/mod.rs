@@ -14,10 +14,15 @@
 //! - `error`: [`ControlError`], with the one mapping to what API clients see.
 //! - `admin`: the admin operations (users, keys, targets, grants).
 //! - `expiry`: the timer that announces grant windows opening and closing.
+//! - `propagate`: several gateways on one PostgreSQL: `LISTEN` for other gateways' changes,
+//!   periodic resync, and failing closed when the store stays unreachable.
+//! - `sessions`: ending a live SSH session on whichever gateway runs it.
 
 mod admin;
 mod error;
 mod expiry;
+mod propagate;
+mod sessions;
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -28,10 +33,11 @@ use sallyport_core::audit::{Event, EventKind, Record};
 use sallyport_core::feed::{Change, Notice};
 use sallyport_core::policy::Snapshot;
 use sallyport_core::time::Timestamp;
-use tokio::sync::{broadcast, Mutex};
+use tokio::sync::{broadcast, Mutex, MutexGuard};
 
 pub use error::ControlError;
 pub use expiry::spawn_expiry_watcher;
+pub use propagate::{listener_name, spawn_propagation, ChangePayload, PropagationOptions};
 
 use crate::store::Store;
 
@@ -74,6 +80,9 @@ pub struct Control {
     rebuild: Mutex<()>,
     /// Set while the snapshot in place is the deny-all one put there after a failed rebuild.
     degraded: AtomicBool,
+    /// The store's control version (`control_version.seq`) the snapshot in place was built
+    /// from; a newer one in the store means another gateway changed something.
+    loaded_version: AtomicU64,
 }
 
 impl Control {
@@ -87,6 +96,7 @@ impl Control {
             version: AtomicU64::new(0),
             rebuild: Mutex::new(()),
             degraded: AtomicBool::new(false),
+            loaded_version: AtomicU64::new(0),
         });
         control.rebuild_snapshot().await?;
         Ok(control)
@@ -114,7 +124,15 @@ impl Control {
 
     /// Recompiles the snapshot from the store and swaps it in; returns its version.
     async fn rebuild_snapshot(&self) -> Result<u64, ControlError> {
-        let _turn = self.rebuild.lock().await;
+        let turn = self.rebuild.lock().await;
+        self.rebuild_in_turn(&turn).await
+    }
+
+    /// [`Control::rebuild_snapshot`] for a caller that holds the rebuild lock. The control
+    /// version is read before the state, so a change committed in between makes the snapshot
+    /// look older than it is (and the next resync rebuilds again), never newer.
+    async fn rebuild_in_turn(&self, _turn: &MutexGuard<'_, ()>) -> Result<u64, ControlError> {
+        let store_version = self.store.control_version().await?;
         let now = Timestamp::now();
         let users = self.store.list_users().await?;
         let keys = self.store.key_owners().await?;
@@ -123,6 +141,7 @@ impl Control {
         let version = self.version.fetch_add(1, Ordering::SeqCst) + 1;
         let snapshot = Snapshot::compile(version, &users, &keys, &targets, &grants);
         self.snapshot.store(Arc::new(snapshot));
+        self.loaded_version.store(store_version, Ordering::SeqCst);
         Ok(version)
     }
 

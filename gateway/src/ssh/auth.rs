@@ -136,7 +136,8 @@ pub struct CertificateInfo {
     pub key_id: String,
     /// End of the validity window (Unix seconds); the session ends then.
     pub valid_before: u64,
-    /// Whether `permit-port-forwarding` is present.
+    /// Whether `permit-port-forwarding` is present. It governs forwarding on the targets that
+    /// trust the CA; the gateway's own jump tunnels are governed by grants alone.
     pub permits_forwarding: bool,
 }
 
@@ -160,13 +161,6 @@ impl Identity {
             Some(_) => "certificate",
             None => "publickey",
         }
-    }
-
-    /// Whether tunnels may be opened (a certificate may withhold port forwarding).
-    pub fn may_forward(&self) -> bool {
-        self.certificate
-            .as_ref()
-            .is_none_or(|c| c.permits_forwarding)
     }
 }
 
@@ -221,6 +215,20 @@ pub fn check_certificate(
     source: IpAddr,
     now_unix: u64,
 ) -> Result<Identity, AuthRefusal> {
+    check_certificate_for(snapshot, user, user.as_str(), cert, ca, source, now_unix)
+}
+
+/// [`check_certificate`] for `user`, with `principal` the name that must be among the
+/// certificate's principals (jump mode: the user name; proxy mode: the remote login).
+pub fn check_certificate_for(
+    snapshot: &Snapshot,
+    user: &UserName,
+    principal: &str,
+    cert: &Certificate,
+    ca: &PublicKey,
+    source: IpAddr,
+    now_unix: u64,
+) -> Result<Identity, AuthRefusal> {
     if cert.signature_key() != ca.key_data() || cert.verify_signature().is_err() {
         return Err(AuthRefusal::CertificateAuthority);
     }
@@ -230,7 +238,7 @@ pub fn check_certificate(
     if !(cert.valid_after() <= now_unix && now_unix < cert.valid_before()) {
         return Err(AuthRefusal::CertificateExpired);
     }
-    if !cert.valid_principals().iter().any(|p| p == user.as_str()) {
+    if !cert.valid_principals().iter().any(|p| p == principal) {
         return Err(AuthRefusal::CertificatePrincipal);
     }
     for (name, value) in cert.critical_options().iter() {

@@ -114,8 +114,8 @@ fn a_good_certificate_logs_in_with_its_serial() {
     assert_eq!(id.credential, Credential::Certificate { serial: 42 });
     assert_eq!(id.fingerprint, Fingerprint::of(key(5).public_key()));
     assert_eq!(id.method(), "certificate");
-    assert!(id.may_forward());
     let info = id.certificate.unwrap();
+    assert!(info.permits_forwarding);
     assert_eq!(info.key_id, "alice@laptop");
     assert_eq!(info.valid_before, NOW + 3600);
 }
@@ -213,7 +213,7 @@ fn a_certificate_from_another_ca_is_refused() {
 }
 
 #[test]
-fn certificate_without_forwarding_logs_in_but_may_not_forward() {
+fn certificate_without_forwarding_logs_in_and_says_so() {
     let ca = key(9);
     let cert = Cert {
         extensions: vec!["permit-pty"],
@@ -221,7 +221,7 @@ fn certificate_without_forwarding_logs_in_but_may_not_forward() {
     }
     .sign(&key(5), &ca);
     let id = check(&cert, &ca, "10.0.0.1").unwrap();
-    assert!(!id.may_forward());
+    assert!(!id.certificate.unwrap().permits_forwarding);
 }
 
 #[test]

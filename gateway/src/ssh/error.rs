@@ -3,7 +3,7 @@
 //!
 //! | value | client sees |
 //! |---|---|
-//! | [`ChannelRefusal::Denied`], `ChannelType`, `Forwarding`, `BadDestination`, `Stopped` | `administratively prohibited: sallyport: …` |
+//! | [`ChannelRefusal::Denied`], `ChannelType`, `BadDestination`, `Stopped` | `administratively prohibited: sallyport: …` |
 //! | [`ChannelRefusal::Unreachable`] | `connect failed: sallyport: cannot reach …` |
 //! | [`ChannelRefusal::ChannelLimit`], `AuditUnavailable` | `resource shortage: sallyport: …` |
 //! | [`SessionEnd`] other than `Client` | `Received disconnect …: sallyport: …` |
@@ -82,9 +82,6 @@ pub enum ChannelRefusal {
     /// A channel type jump mode never opens.
     #[error("{} is not available on this gateway", .0.what())]
     ChannelType(RefusedChannel),
-    /// The login certificate does not carry `permit-port-forwarding`.
-    #[error("your certificate does not permit port forwarding")]
-    Forwarding,
     /// The session has as many channels as allowed.
     #[error("at most {0} channels per session")]
     ChannelLimit(usize),
@@ -116,7 +113,6 @@ impl ChannelRefusal {
             ChannelRefusal::Denied { .. }
             | ChannelRefusal::BadDestination(_)
             | ChannelRefusal::ChannelType(_)
-            | ChannelRefusal::Forwarding
             | ChannelRefusal::Stopped { .. } => 1,
             ChannelRefusal::Unreachable { .. } => 2,
             ChannelRefusal::ChannelLimit(_) | ChannelRefusal::AuditUnavailable => 4,
@@ -139,7 +135,6 @@ impl ChannelRefusal {
             ChannelRefusal::Denied { denial, .. } => denial.code(),
             ChannelRefusal::BadDestination(b) => b.code(),
             ChannelRefusal::ChannelType(kind) => kind.code(),
-            ChannelRefusal::Forwarding => "certificate-forbids-forwarding",
             ChannelRefusal::ChannelLimit(_) => "channel-limit",
             ChannelRefusal::Unreachable { .. } => "target-unreachable",
             ChannelRefusal::Stopped { reason, .. } => match reason {
@@ -177,6 +172,8 @@ pub enum SessionEnd {
     LoginRefused(AuthRefusal),
     /// The change feed closed, so revocations could no longer be seen: fail closed.
     FeedClosed,
+    /// An admin ended the session (`POST /v1/sessions/{id}/kill`, on any gateway).
+    Killed,
 }
 
 impl SessionEnd {
@@ -211,6 +208,10 @@ impl SessionEnd {
             SessionEnd::LoginRefused(r) => {
                 (Disconnect::ByApplication, format!("login refused: {r}"))
             }
+            SessionEnd::Killed => (
+                Disconnect::ByApplication,
+                "session ended by an administrator".to_owned(),
+            ),
         };
         Some((reason, format!("sallyport: {text}")))
     }
@@ -223,6 +224,7 @@ impl SessionEnd {
             SessionEnd::Expired => "expired",
             SessionEnd::Idle(_) => "idle",
             SessionEnd::Shutdown => "shutdown",
+            SessionEnd::Killed => "killed",
             SessionEnd::HandshakeTimeout(_)
             | SessionEnd::RateLimited(_)
             | SessionEnd::LoginRefused(_)
@@ -234,7 +236,7 @@ impl SessionEnd {
     pub fn tunnel_reason(&self) -> TunnelCloseReason {
         match self {
             SessionEnd::Client => TunnelCloseReason::Client,
-            SessionEnd::Revoked(_) => TunnelCloseReason::Revoked,
+            SessionEnd::Revoked(_) | SessionEnd::Killed => TunnelCloseReason::Revoked,
             SessionEnd::Expired => TunnelCloseReason::Expired,
             SessionEnd::Idle(_) => TunnelCloseReason::Idle,
             SessionEnd::Shutdown

@@ -2,6 +2,8 @@
 //! the session's queue; callbacks that need an answer wait for the session task's verdict and
 //! apply it. Nothing is decided here.
 
+use std::sync::Arc;
+
 use russh::keys::Certificate;
 use russh::server::{Auth, ChannelOpenHandle, Msg, PublicKeyOffer, Session, VerifiedPublicKey};
 use russh::{Channel, ChannelId, MethodKind, MethodSet, Pty, Sig};
@@ -10,17 +12,29 @@ use tokio::sync::{mpsc, oneshot};
 use super::destination::shown;
 use super::error::{HandlerError, RefusedChannel};
 use super::events::{AuthAttempt, AuthVerdict, ChannelRequest, GlobalRequest, SessionEvent};
+use super::proxy::throttle::WindowThrottle;
 
 /// Turns russh's callbacks into events for one session task.
 #[derive(Debug)]
 pub struct Handler {
     events: mpsc::Sender<SessionEvent>,
+    /// The window russh tops the client up to (cut while a proxied channel sets up).
+    window: Option<Arc<WindowThrottle>>,
 }
 
 impl Handler {
     /// A handler feeding `events`.
     pub fn new(events: mpsc::Sender<SessionEvent>) -> Self {
-        Self { events }
+        Self {
+            events,
+            window: None,
+        }
+    }
+
+    /// The same, with the window target taken from `window`.
+    pub fn with_window(mut self, window: Arc<WindowThrottle>) -> Self {
+        self.window = Some(window);
+        self
     }
 
     async fn send(&self, event: SessionEvent) -> Result<(), HandlerError> {
@@ -91,6 +105,10 @@ impl Handler {
 
 impl russh::server::Handler for Handler {
     type Error = HandlerError;
+
+    fn adjust_window(&mut self, _channel: ChannelId, current: u32) -> u32 {
+        self.window.as_ref().map_or(current, |w| w.target())
+    }
 
     async fn auth_none(&mut self, user: &str) -> Result<Auth, Self::Error> {
         self.auth(user, AuthAttempt::None).await

@@ -23,6 +23,7 @@ pub async fn record(
     let mut event = Event::new(Timestamp::now(), actor, kind)
         .with_source(Some(peer.ip().to_canonical().to_string()));
     event.session = Some(session.to_owned());
-    control.store().append_event(&event).await?;
+    // On PostgreSQL, an unreachable database spools the event locally (`store::spool`).
+    control.store().journal_or_spool(&event).await?;
     Ok(())
 }

@@ -64,6 +64,10 @@
 //! - `tunnel`, `relay`, `upstream`: one tunnel's life, its byte copying, its TCP connect.
 //! - `auth`, `limiter`, `destination`, `algorithms`: pure rules.
 //! - `error`: refusals and how each reaches the client. `journal`: where `ssh.*` events go.
+//! - `proxy`: proxy mode (`ssh -A login@target@gateway`): the onward login through the
+//!   forwarded agent, the target's pinned host key, the session relay (`docs/ssh.md`).
+//! - `observers`, `recording`: proxy-mode recordings (sealed asciicast chunks in the store)
+//!   and the `ssh.exec` / `ssh.sftp.*` auditors.
 //! - `settings`: `[ssh]`.
 
 pub mod algorithms;
@@ -74,6 +78,9 @@ mod events;
 mod handler;
 mod journal;
 pub mod limiter;
+pub mod observers;
+pub mod proxy;
+pub mod recording;
 mod relay;
 mod service;
 mod session;

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use russh::keys::PublicKey;
@@ -21,6 +21,8 @@ use uuid::Uuid;
 use super::algorithms;
 use super::handler::Handler;
 use super::limiter::{Admission, AuthLimiter, LimiterSettings};
+use super::proxy::observe::ObserverFactory;
+use super::proxy::throttle::WindowThrottle;
 use super::session::SessionTask;
 use super::settings::SshSettings;
 use crate::control::Control;
@@ -41,6 +43,10 @@ pub struct SshService {
     limiter: Mutex<AuthLimiter>,
     sessions: Mutex<HashMap<UserName, usize>>,
     pub(super) shutdown: watch::Receiver<bool>,
+    /// What watches proxied session channels (recordings, exec/SFTP audit); set once.
+    observers: OnceLock<Arc<dyn ObserverFactory>>,
+    /// This gateway's instance name in `ssh_sessions`; set once.
+    instance: OnceLock<String>,
 }
 
 impl fmt::Debug for SshService {
@@ -97,7 +103,32 @@ impl SshService {
             limiter: Mutex::new(limiter),
             sessions: Mutex::new(HashMap::new()),
             shutdown,
+            observers: OnceLock::new(),
+            instance: OnceLock::new(),
         })
+    }
+
+    /// Sets what watches every proxied session channel (once; later calls are ignored and
+    /// return `false`).
+    pub fn set_observers(&self, factory: Arc<dyn ObserverFactory>) -> bool {
+        self.observers.set(factory).is_ok()
+    }
+
+    /// Sets the instance name its sessions are listed under (once; default `sallyportd`).
+    pub fn set_instance(&self, instance: &str) -> bool {
+        self.instance.set(instance.to_owned()).is_ok()
+    }
+
+    /// The instance name its sessions are listed under.
+    pub(super) fn instance(&self) -> &str {
+        self.instance
+            .get()
+            .map_or(sallyport_core::audit::SYSTEM_ACTOR, String::as_str)
+    }
+
+    /// What watches proxied session channels, if anything.
+    pub(super) fn observer_factory(&self) -> Option<Arc<dyn ObserverFactory>> {
+        self.observers.get().cloned()
     }
 
     /// The settings in force.
@@ -121,7 +152,8 @@ impl SshService {
             let feed = svc.control.subscribe();
             let (events_tx, events) = mpsc::channel(EVENT_QUEUE);
             let deadline = tokio::time::Instant::now() + svc.settings.handshake_timeout;
-            let handler = Handler::new(events_tx);
+            let window = Arc::new(WindowThrottle::new(svc.config.window_size));
+            let handler = Handler::new(events_tx).with_window(Arc::clone(&window));
             let started = tokio::time::timeout_at(
                 deadline,
                 russh::server::run_stream(Arc::clone(&svc.config), stream, handler),
@@ -138,7 +170,8 @@ impl SshService {
                     return;
                 }
             };
-            let task = SessionTask::new(Arc::clone(&svc), id, peer, running.handle(), deadline);
+            let task = SessionTask::new(Arc::clone(&svc), id, peer, running.handle(), deadline)
+                .with_window(window);
             task.run(events, running, feed).await;
         }
         .instrument(span)

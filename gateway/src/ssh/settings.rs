@@ -40,6 +40,21 @@ pub struct SshSettings {
     /// The window over which failed logins are counted.
     #[serde(deserialize_with = "duration")]
     pub auth_failure_window: Duration,
+    /// Proxy mode: environment variables passed on to the target (`env` requests; a trailing
+    /// `*` matches a prefix). `TERM` travels with the pty request. Default `LANG`, `LC_*`.
+    pub proxy_env: Vec<String>,
+    /// Proxy mode: accept a target that has no pinned host key, whatever key it shows (the
+    /// key is logged and journaled, not pinned). Off by default: such targets are refused.
+    pub dangerous_trust_first_use_host_keys: bool,
+    /// `sallyport login`: the longest an SSH user certificate from the user CA is valid (it is
+    /// cut shorter by the grants' expiry). Default 8 h, at most 24 h.
+    #[serde(deserialize_with = "duration")]
+    pub certificate_max_validity: Duration,
+    /// `sallyport login`: the lifetime of the API token it receives. Default 8 h, at most 24 h.
+    #[serde(deserialize_with = "duration")]
+    pub login_token_ttl: Duration,
+    /// `[ssh.recording]`: proxy-mode recordings (output always; input if `input = true`).
+    pub recording: super::recording::RecordingSettings,
 }
 
 /// The default listen address for `run`.
@@ -61,6 +76,11 @@ impl Default for SshSettings {
             auth_failures_per_source: 10,
             auth_failures_per_user: 10,
             auth_failure_window: Duration::from_secs(5 * 60),
+            proxy_env: vec!["LANG".to_owned(), "LC_*".to_owned()],
+            dangerous_trust_first_use_host_keys: false,
+            certificate_max_validity: Duration::from_secs(8 * 3600),
+            login_token_ttl: Duration::from_secs(8 * 3600),
+            recording: Default::default(),
         }
     }
 }
@@ -102,12 +122,24 @@ impl SshSettings {
                 return Err((key, "must be at least 1s".into()));
             }
         }
+        for (key, value) in [
+            (
+                "ssh.certificate_max_validity",
+                self.certificate_max_validity,
+            ),
+            ("ssh.login_token_ttl", self.login_token_ttl),
+        ] {
+            if value < Duration::from_secs(60) || value > Duration::from_secs(24 * 3600) {
+                return Err((key, "must be between 1m and 24h".into()));
+            }
+        }
         if self.max_channels_per_session > 1024 {
             return Err((
                 "ssh.max_channels_per_session",
                 "at most 1024 (each channel may buffer up to 1 MiB)".into(),
             ));
         }
+        self.recording.validate()?;
         Ok(())
     }
 }
@@ -153,5 +185,18 @@ mod tests {
         assert!(e.to_string().contains("idle_timeout"), "{e}");
         let e = toml::from_str::<SshSettings>("shell = true\n").unwrap_err();
         assert!(e.to_string().contains("shell"), "{e}");
+    }
+
+    #[test]
+    fn login_lifetimes_default_to_8h_and_stay_within_a_day() {
+        let d = SshSettings::default();
+        assert_eq!(d.certificate_max_validity, Duration::from_secs(8 * 3600));
+        assert_eq!(d.login_token_ttl, Duration::from_secs(8 * 3600));
+        let s: SshSettings = toml::from_str("certificate_max_validity = \"25h\"\n").unwrap();
+        assert_eq!(s.validate().unwrap_err().0, "ssh.certificate_max_validity");
+        let s: SshSettings = toml::from_str("login_token_ttl = \"30s\"\n").unwrap();
+        assert_eq!(s.validate().unwrap_err().0, "ssh.login_token_ttl");
+        let s: SshSettings = toml::from_str("certificate_max_validity = \"1h\"\n").unwrap();
+        s.validate().unwrap();
     }
 }

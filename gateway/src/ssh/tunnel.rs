@@ -48,6 +48,13 @@ pub enum TunnelReport {
         /// Why.
         refusal: ChannelRefusal,
     },
+    /// A proxied session channel ended; it journaled its own events (`ssh.proxy.*`).
+    Finished {
+        /// The tunnel.
+        id: u64,
+        /// How long it was open.
+        duration: Duration,
+    },
     /// The tunnel closed.
     Closed {
         /// The tunnel.

@@ -35,6 +35,31 @@ pub enum StoreError {
         /// Its name or id.
         name: String,
     },
+    /// Another gateway process already runs on this SQLite database (SQLite is
+    /// single-instance; several gateways share PostgreSQL).
+    #[error("{path} is in use by another sallyportd ({holder}): SQLite serves one gateway; run several gateways on PostgreSQL")]
+    InstanceLocked {
+        /// The lock file.
+        path: String,
+        /// What the lock file says about its holder.
+        holder: String,
+    },
+    /// The instance lock file could not be opened or locked.
+    #[error("cannot lock {path}: {source}")]
+    Lock {
+        /// The lock file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The local audit spool could not be read or written.
+    #[error("audit spool {path}: {source}")]
+    Spool {
+        /// The spool file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
     /// A stored value no longer parses: the database was edited outside sallyport.
     #[error("stored {what} is invalid: {why}")]
     Corrupt {

@@ -25,7 +25,7 @@ const VERIFY_PAGE: i64 = 2000;
 /// Largest page a search returns.
 pub const MAX_SEARCH_LIMIT: u32 = 10_000;
 
-/// Rows per `INSERT` when journaling a group (14 binds each, well under every bind limit).
+/// Rows per `INSERT` when journaling a group (15 binds each, well under every bind limit).
 const ROWS_PER_INSERT: usize = 64;
 
 impl WriteTx {
@@ -78,12 +78,12 @@ impl WriteTx {
         for group in records.chunks(ROWS_PER_INSERT) {
             let values: Vec<String> = (0..group.len())
                 .map(|i| {
-                    let cols: Vec<String> = (1..=14).map(|c| placeholder(i * 14 + c)).collect();
+                    let cols: Vec<String> = (1..=15).map(|c| placeholder(i * 15 + c)).collect();
                     format!("({})", cols.join(", "))
                 })
                 .collect();
             let sql = format!(
-                "INSERT INTO audit_events ({COLUMNS}) VALUES {}",
+                "INSERT INTO audit_events ({COLUMNS}, instance) VALUES {}",
                 values.join(", ")
             );
             let mut query = sqlx::query(&sql);
@@ -102,7 +102,8 @@ impl WriteTx {
                     .bind(r.source.clone())
                     .bind(r.data.to_string())
                     .bind(r.prev_hash.clone())
-                    .bind(r.hash.clone());
+                    .bind(r.hash.clone())
+                    .bind(self.instance.clone());
             }
             query.execute(&mut *self.tx).await?;
         }
@@ -151,6 +152,26 @@ impl Store {
         .fetch_all(self.pool())
         .await?;
         rows.iter().map(record_from_row).collect()
+    }
+
+    /// Like [`Store::journal_after`], with the instance that journaled each record (`None` for
+    /// records from before migration 0007, or journaled by a store without an instance).
+    pub async fn journal_after_with_origin(
+        &self,
+        after_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<(Record, Option<String>)>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS}, instance FROM audit_events WHERE seq > $1 ORDER BY seq LIMIT $2"
+        ))
+        .bind(seq_to_db(after_seq))
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|row| Ok((record_from_row(row)?, opt_text(row, "instance")?)))
+            .collect()
     }
 
     /// Records matching `q`, oldest first, at most `q.limit` (default 100, at most 10,000).

@@ -13,14 +13,28 @@
 //! - `journal`: append (one event or a group in one statement per 64 rows), read ranges,
 //!   search, and the streaming chain verification.
 //! - `sinks`: audit sinks' checkpoints, quarantine lists and backlog figures.
+//! - `spool`: audit events kept in a local file while the database is out of reach.
+//! - `lock`: the exclusive lock that keeps a second gateway off a SQLite database.
+//! - `notify`: the control version every change moves, and `NOTIFY` to other gateways
+//!   (PostgreSQL).
+//! - `devices`: enrolled WireGuard devices (no key material).
+//! - `sessions`: SSH sessions (`ssh_sessions`), started and ended by the instance running them.
+//! - `recordings`: sealed chunks of session recordings.
 //! - `rows`: text columns back into validated model values.
 
+mod devices;
 mod error;
 mod grants;
 mod journal;
 mod keys;
+mod lock;
+mod login;
+mod notify;
+mod recordings;
 mod rows;
+mod sessions;
 mod sinks;
+mod spool;
 mod targets;
 mod users;
 
@@ -32,10 +46,16 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{Any, AnyPool, Transaction};
 use tokio::sync::{watch, Mutex, OwnedMutexGuard};
 
+pub use devices::StoredDevice;
 pub use error::StoreError;
 pub use journal::{JournalSearch, VerifyOutcome, MAX_SEARCH_LIMIT};
 pub use keys::StoredKey;
+pub use lock::InstanceLock;
+pub use notify::{CHANGE_CHANNEL, MAX_NOTIFY_PAYLOAD};
+pub use recordings::SealedChunk;
+pub use sessions::{SessionMode, SessionStart, MAX_SESSION_LIMIT};
 pub use sinks::{QuarantineEntry, SinkStatus};
+pub use spool::{is_unreachable, Journaled, Spool, SPOOL_FILE};
 
 /// Which database is behind the store.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,6 +81,10 @@ pub struct Store {
     /// The last journal seq committed through this handle (sinks wake on it; records written
     /// by another process are seen by their timers).
     head: Arc<watch::Sender<u64>>,
+    /// The local audit spool (PostgreSQL gateways; see `spool`).
+    spool: Arc<std::sync::OnceLock<spool::Spool>>,
+    /// The gateway instance whose records this handle journals (`audit_events.instance`).
+    instance: Arc<std::sync::OnceLock<String>>,
 }
 
 impl Store {
@@ -123,6 +147,8 @@ impl Store {
             backend,
             writer: Arc::new(Mutex::new(())),
             head: Arc::new(watch::channel(0).0),
+            spool: Arc::default(),
+            instance: Arc::default(),
         })
     }
 
@@ -148,11 +174,23 @@ impl Store {
         };
         Ok(WriteTx {
             tx,
+            instance: self.instance.get().cloned(),
             backend: self.backend,
             last_seq: None,
             head: Arc::clone(&self.head),
             _guard: guard,
         })
+    }
+
+    /// Names the gateway instance whose audit records this store journals (set once, at
+    /// start-up; later calls change nothing). Without it, records carry no instance.
+    pub fn set_instance(&self, instance: &str) {
+        let _ = self.instance.set(instance.to_owned());
+    }
+
+    /// The instance set with [`Store::set_instance`].
+    pub fn instance(&self) -> Option<&str> {
+        self.instance.get().map(String::as_str)
     }
 
     /// Follows the journal's head as committed through this store (in this process).
@@ -175,6 +213,8 @@ impl Store {
 #[derive(Debug)]
 pub struct WriteTx {
     tx: Transaction<'static, Any>,
+    /// The instance its journal records name.
+    instance: Option<String>,
     backend: Backend,
     /// The last record journaled in this transaction.
     last_seq: Option<u64>,

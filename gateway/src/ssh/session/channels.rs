@@ -77,6 +77,9 @@ impl SessionTask {
                 .refuse_channel(reply, refusal, "session".into(), 0)
                 .await;
         }
+        if let Some(dest) = self.proxy_destination() {
+            return self.on_open_proxy(channel, reply, dest).await;
+        }
         reply.accept().await;
         self.session_channels.insert(channel.id(), channel);
     }
@@ -91,12 +94,8 @@ impl SessionTask {
     ) {
         let target = shown(&host);
         let limit = self.svc.settings.max_channels_per_session;
-        let (user, credential, may_forward) = match &self.phase {
-            Phase::Active(a) => (
-                a.identity.user.clone(),
-                a.identity.credential.clone(),
-                a.identity.may_forward(),
-            ),
+        let (user, credential) = match &self.phase {
+            Phase::Active(a) => (a.identity.user.clone(), a.identity.credential.clone()),
             Phase::Login(_) => {
                 reply
                     .reject(ChannelOpenFailure::AdministrativelyProhibited)
@@ -107,11 +106,6 @@ impl SessionTask {
         if self.channel_count() >= limit {
             let refusal = ChannelRefusal::ChannelLimit(limit);
             return self.refuse_channel(reply, refusal, target, port).await;
-        }
-        if !may_forward {
-            return self
-                .refuse_channel(reply, ChannelRefusal::Forwarding, target, port)
-                .await;
         }
         let (dest, port16) = match destination::parse(&host, port) {
             Ok(d) => d,
@@ -195,6 +189,9 @@ impl SessionTask {
         request: ChannelRequest,
         reply: oneshot::Sender<bool>,
     ) {
+        if self.proxy_destination().is_some() {
+            return Self::on_proxy_request(request, reply);
+        }
         match request {
             ChannelRequest::Shell | ChannelRequest::Exec(_) | ChannelRequest::Subsystem(_) => {
                 tracing::info!(?request, "shell or command refused: jump host only");
@@ -305,6 +302,10 @@ impl SessionTask {
                     };
                     self.journal(user.as_str(), kind).await;
                 }
+            }
+            TunnelReport::Finished { id, duration } => {
+                tracing::debug!(tunnel = id, ?duration, "proxied channel finished");
+                self.forget_tunnel(id);
             }
             TunnelReport::Closed {
                 id,

@@ -17,6 +17,7 @@ use crate::ssh::error::SessionEnd;
 use crate::ssh::events::{AuthAttempt, AuthVerdict};
 use crate::ssh::journal;
 use crate::ssh::limiter::Admission;
+use crate::ssh::proxy::{self, username::ProxyDestination};
 
 /// Longest user name kept in audit records.
 const MAX_USER_SHOWN: usize = 64;
@@ -53,28 +54,42 @@ impl SessionTask {
         }
 
         let snapshot = self.svc.control.snapshot();
-        let checked: Result<Option<Identity>, AuthRefusal> = match attempt {
-            AuthAttempt::None | AuthAttempt::Password | AuthAttempt::KeyboardInteractive => {
-                Err(AuthRefusal::Method)
-            }
-            AuthAttempt::KeyOffered { algorithm, .. } => auth::parse_user(&user)
-                .and_then(|u| auth::check_offer(&snapshot, &u, &algorithm))
-                .map(|()| None),
-            AuthAttempt::Key { key, algorithm } => auth::parse_user(&user)
-                .and_then(|u| auth::check_key(&snapshot, &u, &key, &algorithm))
-                .map(Some),
-            AuthAttempt::Certificate(cert) => auth::parse_user(&user)
-                .and_then(|u| {
-                    auth::check_certificate(
-                        &snapshot,
-                        &u,
-                        &cert,
-                        &self.svc.user_ca,
-                        self.peer.ip(),
-                        unix_now(),
-                    )
-                })
-                .map(Some),
+        let proxy = proxy::username::parse(&user);
+        let checked: Result<Option<Identity>, AuthRefusal> = match &proxy {
+            // Proxy mode (`login@target`): the credential names the user.
+            Some(dest) => dest.clone().and_then(|dest| {
+                proxy::auth::check_attempt(
+                    &snapshot,
+                    &dest,
+                    attempt,
+                    &self.svc.user_ca,
+                    self.peer.ip(),
+                    unix_now(),
+                )
+            }),
+            None => match attempt {
+                AuthAttempt::None | AuthAttempt::Password | AuthAttempt::KeyboardInteractive => {
+                    Err(AuthRefusal::Method)
+                }
+                AuthAttempt::KeyOffered { algorithm, .. } => auth::parse_user(&user)
+                    .and_then(|u| auth::check_offer(&snapshot, &u, &algorithm))
+                    .map(|()| None),
+                AuthAttempt::Key { key, algorithm } => auth::parse_user(&user)
+                    .and_then(|u| auth::check_key(&snapshot, &u, &key, &algorithm))
+                    .map(Some),
+                AuthAttempt::Certificate(cert) => auth::parse_user(&user)
+                    .and_then(|u| {
+                        auth::check_certificate(
+                            &snapshot,
+                            &u,
+                            &cert,
+                            &self.svc.user_ca,
+                            self.peer.ip(),
+                            unix_now(),
+                        )
+                    })
+                    .map(Some),
+            },
         };
         match checked {
             // An offered key may go on to sign; the real check follows the signature.
@@ -82,7 +97,10 @@ impl SessionTask {
                 let _ = reply.send(AuthVerdict::ACCEPT);
                 None
             }
-            Ok(Some(identity)) => self.log_in(identity, reply).await,
+            Ok(Some(identity)) => {
+                self.log_in(identity, proxy.and_then(Result::ok), reply)
+                    .await
+            }
             Err(refusal) => {
                 let delay = self.fail(&user, method, offered, refusal, true).await;
                 let _ = reply.send(AuthVerdict {
@@ -98,6 +116,7 @@ impl SessionTask {
     async fn log_in(
         &mut self,
         identity: Identity,
+        proxy: Option<ProxyDestination>,
         reply: oneshot::Sender<AuthVerdict>,
     ) -> Option<SessionEnd> {
         let user = identity.user.clone();
@@ -142,6 +161,7 @@ impl SessionTask {
             certificate_deadline,
             _slot: slot,
             tunnels_opened: 0,
+            proxy,
         }));
         let _ = reply.send(AuthVerdict::ACCEPT);
         None

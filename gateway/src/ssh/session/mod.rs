@@ -16,8 +16,10 @@
 //! - `login`: login attempts.
 //! - `channels`: channel opens and requests, tunnel reports.
 
+mod book;
 mod channels;
 mod login;
+mod proxy;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -27,7 +29,7 @@ use std::time::Duration;
 use russh::server::{Handle, Msg, RunningSession};
 use russh::{Channel, ChannelId};
 use sallyport_core::audit::{EventKind, TunnelCloseReason};
-use sallyport_core::feed::Notice;
+use sallyport_core::feed::{Change, Notice};
 use sallyport_core::policy::Allowed;
 use sallyport_core::time::Timestamp;
 use tokio::sync::broadcast::error::RecvError;
@@ -84,6 +86,8 @@ struct Active {
     certificate_deadline: Option<Instant>,
     _slot: UserSlot,
     tunnels_opened: u64,
+    /// Proxy mode (`login@target`): where every session channel goes.
+    proxy: Option<super::proxy::username::ProxyDestination>,
 }
 
 /// A live tunnel, as its session sees it.
@@ -117,6 +121,9 @@ pub struct SessionTask {
     next_tunnel: u64,
     reports_tx: mpsc::Sender<TunnelReport>,
     reports: mpsc::Receiver<TunnelReport>,
+    /// The window russh tops the client up to, shared with the handler (proxy mode cuts it
+    /// while a channel sets up).
+    window: Arc<super::proxy::throttle::WindowThrottle>,
 }
 
 impl SessionTask {
@@ -146,6 +153,7 @@ impl SessionTask {
             next_tunnel: 1,
             reports_tx,
             reports,
+            window: Arc::new(super::proxy::throttle::WindowThrottle::new(u32::MAX)),
         }
     }
 
@@ -232,6 +240,13 @@ impl SessionTask {
     /// after a lag, when notices were missed).
     fn on_notice(&mut self, notice: Result<Notice, RecvError>) -> Option<SessionEnd> {
         match notice {
+            // An admin ended this session, through this gateway or another.
+            Ok(Notice {
+                change: Change::SessionKilled(id),
+                ..
+            }) if id == self.id && matches!(self.phase, Phase::Active(_)) => {
+                Some(SessionEnd::Killed)
+            }
             Ok(n) if !n.change.may_cut_access() => None,
             Ok(_) => self.recheck(),
             Err(RecvError::Lagged(missed)) => {
@@ -307,9 +322,10 @@ impl SessionTask {
         let user = active.identity.user.clone();
         let kind = EventKind::SshSessionStarted {
             user: user.clone(),
-            client,
+            client: client.clone(),
         };
         self.journal(user.as_str(), kind).await;
+        self.book_start(&client).await;
     }
 
     /// Journals an event; a failure is logged (callers that must fail closed use
@@ -360,6 +376,7 @@ impl SessionTask {
                     tunnels: active.tunnels_opened,
                 };
                 self.journal(user.as_str(), kind).await;
+                self.book_end(end.audit_reason()).await;
             }
             Phase::Login(login) => {
                 let unexplained = login.attempts > 0 && login.failures == 0;
