@@ -8,8 +8,10 @@
 //!  refresh ──▶ new PSK epoch (UPDATE) ──▶ Upsert          revoke ──▶ UPDATE ──▶ Revoked
 //! ```
 //!
-//! The endpoint also re-reads the active devices from the store every few seconds, so a
-//! change made by another gateway (PostgreSQL) reaches this one too.
+//! Each of these transactions also moves the control version (`announce`): on PostgreSQL the
+//! other gateways hear of it at once (LISTEN/NOTIFY, docs/ha.md) and re-read their devices on
+//! the `Resynced` notice it becomes. The endpoint also re-reads the active devices every few
+//! seconds, in case a notification was missed.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,7 +27,7 @@ use tokio::sync::broadcast;
 use super::{AddressPool, DeviceName, GatewayKey, WgPublicKey};
 use crate::control::{Actor, Control, ControlError};
 use crate::secrets::KEY_LEN;
-use crate::store::{StoreError, StoredDevice};
+use crate::store::{StoreError, StoredDevice, WriteTx};
 
 /// Most devices one user may enroll (revoked ones do not count).
 pub const MAX_DEVICES_PER_USER: usize = 16;
@@ -175,6 +177,7 @@ impl VpnDevices {
         tx.insert_device(&device).await?;
         tx.journal(&event(actor, now, super::events::enrolled(&device)))
             .await?;
+        announce(&mut tx, "device.enroll", &device.id).await?;
         tx.commit().await?;
         let _ = self.notices.send(DeviceNotice::Upsert(device.id));
         Ok(self.answer(device, now))
@@ -203,6 +206,7 @@ impl VpnDevices {
             .await?;
         tx.journal(&event(actor, now, super::events::refreshed(&device)))
             .await?;
+        announce(&mut tx, "device.refresh", &device.id).await?;
         tx.commit().await?;
         let _ = self.notices.send(DeviceNotice::Upsert(device.id));
         Ok(self.answer(device, now))
@@ -228,6 +232,7 @@ impl VpnDevices {
         tx.revoke_device(id, now, &actor.name).await?;
         tx.journal(&event(actor, now, super::events::revoked(&device)))
             .await?;
+        announce(&mut tx, "device.revoke", &device.id).await?;
         tx.commit().await?;
         device.revoked_at = Some(now);
         device.revoked_by = Some(actor.name.clone());
@@ -255,4 +260,15 @@ impl VpnDevices {
 
 fn event(actor: &Actor, now: Timestamp, kind: EventKind) -> Event {
     Event::new(now, actor.name.clone(), kind).with_source(actor.source.map(|s| s.to_string()))
+}
+
+/// Moves the control version inside a device change's transaction, so that other gateways on
+/// the same PostgreSQL learn of it when it commits. Their propagation task decodes the unknown
+/// kind as `Resynced`, on which their endpoints re-read the active devices and recompile filters.
+async fn announce(tx: &mut WriteTx, kind: &str, id: &DeviceId) -> Result<(), StoreError> {
+    tx.bump_control_version(|v| {
+        serde_json::json!({ "v": v, "c": [[kind, id.to_string()]] }).to_string()
+    })
+    .await
+    .map(|_| ())
 }

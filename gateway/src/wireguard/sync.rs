@@ -1,11 +1,13 @@
 //! Keeps the endpoint's peers in step with the store: a device notice from this gateway's API
-//! at once, and a full re-read of the active devices every [`RESYNC_EVERY`] (changes made
-//! through another gateway on the same PostgreSQL). Store reads happen here, never on the
-//! packet path.
+//! at once; a full re-read of the active devices on every `Resynced` notice of the control feed
+//! (a device change made through another gateway on the same PostgreSQL arrives as one), and
+//! every [`RESYNC_EVERY`] in case a notification was missed. Store reads happen here, never on
+//! the packet path.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use sallyport_core::feed::Change;
 use sallyport_core::vpn::device::DeviceId;
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
@@ -36,6 +38,7 @@ pub fn spawn(
     mut shutdown: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
     let mut notices = devices.subscribe();
+    let mut feed = control.subscribe();
     tokio::spawn(async move {
         let mut resync = tokio::time::interval(RESYNC_EVERY);
         loop {
@@ -45,6 +48,12 @@ pub fn spawn(
                 n = notices.recv() => match n {
                     Ok(DeviceNotice::Revoked(id)) => Some(PeerUpdate::Remove(id)),
                     Ok(DeviceNotice::Upsert(id)) => one(&control, &id).await,
+                    Err(broadcast::error::RecvError::Lagged(_)) => all(&control).await,
+                    Err(broadcast::error::RecvError::Closed) => return,
+                },
+                n = feed.recv() => match n {
+                    Ok(n) if n.change == Change::Resynced => all(&control).await,
+                    Ok(_) => None,
                     Err(broadcast::error::RecvError::Lagged(_)) => all(&control).await,
                     Err(broadcast::error::RecvError::Closed) => return,
                 },
