@@ -16,11 +16,10 @@
 # cgroups, the target user, the temp dir on /dev/shm, processes) is removed on exit, also on
 # failure or Ctrl-C. See README.md next to this file.
 
-set -Eeuo pipefail
-export LC_ALL=C
-
-SELF=$(readlink -f "${BASH_SOURCE[0]}")
-REPO=$(cd "$(dirname "$SELF")/../.." && pwd)
+# The namespace lab, shared with bench/ssh-proxy: strict mode, SELF and REPO, the shared
+# options, helpers, cgroups, network, OpenSSH, sallyportd, measurements, teardown.
+# shellcheck source-path=SCRIPTDIR source=../lib/lab.sh
+source "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/../lib/lab.sh"
 
 usage() {
     cat <<'EOF'
@@ -41,18 +40,11 @@ EOF
 }
 
 # ---------------------------------------------------------------------------------------------
-# Options
+# Options (the shared ones, and their defaults: bench/lib/lab.sh)
 
 JUMP=both
-REPS=3
-BULK_MIB=1024
-SETUP_COUNT=20
 CONCURRENCY=50
 SESSIONS=2000
-BUILD=true
-MAX_MINUTES=60
-
-positive() { [[ $2 =~ ^[1-9][0-9]*$ ]] || { echo "run.sh: $1 needs a positive integer, got '$2'" >&2; exit 2; }; }
 
 parse_args() {
     while (($#)); do
@@ -61,15 +53,9 @@ parse_args() {
             --jump)
                 [[ ${2-} =~ ^(both|sshd|sallyportd)$ ]] || { echo "run.sh: --jump both|sshd|sallyportd" >&2; exit 2; }
                 JUMP=$2; shift ;;
-            --reps) positive "$1" "${2-}"; REPS=$2; shift ;;
-            --bulk-mib) positive "$1" "${2-}"; BULK_MIB=$2; shift ;;
-            --setup-count) positive "$1" "${2-}"; SETUP_COUNT=$2; shift ;;
             --concurrency) positive "$1" "${2-}"; CONCURRENCY=$2; shift ;;
             --sessions) positive "$1" "${2-}"; SESSIONS=$2; shift ;;
-            --max-minutes) positive "$1" "${2-}"; MAX_MINUTES=$2; shift ;;
-            --no-build) BUILD=false ;;
-            -h | --help) usage; exit 0 ;;
-            *) echo "run.sh: unknown argument '$1' (try --help)" >&2; exit 2 ;;
+            *) lab_option "$@"; shift "$LAB_VALUE_TAKEN" ;;
         esac
         shift
     done
@@ -82,233 +68,30 @@ parse_args() {
 # ---------------------------------------------------------------------------------------------
 # Small helpers
 
-log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
-die() { log "error: $*"; exit 1; }
-# Microseconds since the epoch, without a fork.
-now_us() { local t=$EPOCHREALTIME; echo "${t/./}"; }
-# Seconds (3 decimals) from microseconds.
-secs() { awk -v u="$1" 'BEGIN { printf "%.3f", u / 1e6 }'; }
-
-# Waits up to $3 seconds for a TCP listener on port $2 in namespace $1.
-wait_listen() {
-    local ns=$1 port=$2 limit=$3 i
-    for ((i = 0; i < limit * 10; i++)); do
-        if ip netns exec "$ns" ss -Htln "( sport = :$port )" | grep -q .; then return 0; fi
-        sleep 0.1
-    done
-    return 1
-}
-
 # Established TCP connections to local port $2 in namespace $1.
 established() { ip netns exec "$1" ss -Htn state established "( sport = :$2 )" | wc -l; }
 
 # ---------------------------------------------------------------------------------------------
-# cgroups: one per role, CPU time of every process that ever ran in it.
+# The lab: names, addresses, network (cgroups and teardown: bench/lib/lab.sh)
 
-CG_MODE='' CG_ROOT=''
-ROLES=(client gw-sshd gw-sallyportd target)
-
-cg_setup() {
-    if [[ -f /sys/fs/cgroup/cgroup.controllers ]]; then
-        CG_MODE=v2 CG_ROOT=/sys/fs/cgroup/$LAB_NAME
-    elif [[ -f /sys/fs/cgroup/cpuacct/cpuacct.usage ]]; then
-        CG_MODE=v1 CG_ROOT=/sys/fs/cgroup/cpuacct/$LAB_NAME
-    elif [[ -f /sys/fs/cgroup/unified/cgroup.procs ]]; then
-        CG_MODE=v2 CG_ROOT=/sys/fs/cgroup/unified/$LAB_NAME
-    else
-        die "no cgroup hierarchy to count CPU per role (need cgroup v2 or v1 cpuacct)"
-    fi
-    mkdir "$CG_ROOT"
-    local r
-    for r in "${ROLES[@]}"; do mkdir "$CG_ROOT/$r"; done
-}
-
-# CPU microseconds (user + system) used so far in role $1.
-cg_cpu_us() {
-    case $CG_MODE in
-        v2) awk '$1 == "usage_usec" { print $2 }' "$CG_ROOT/$1/cpu.stat" ;;
-        v1) echo $(($(cat "$CG_ROOT/$1/cpuacct.usage") / 1000)) ;;
-    esac
-}
-
-cg_pids() { cat "$CG_ROOT/$1/cgroup.procs" 2>/dev/null || true; }
-
-# Runs "$@" in role $1's cgroup, inside namespace $2.
-in_role() {
-    local role=$1 ns=$2
-    shift 2
-    (
-        echo "$BASHPID" >"$CG_ROOT/$role/cgroup.procs"
-        exec ip netns exec "$ns" "$@"
-    )
-}
-
-# Starts "$@" in the background in role $1's cgroup, inside namespace $2; $! is its PID (the
-# brace group's shell execs into ip, which execs into the command).
-spawn_in_role() {
-    local role=$1 ns=$2
-    shift 2
-    {
-        echo "$BASHPID" >"$CG_ROOT/$role/cgroup.procs"
-        exec ip netns exec "$ns" "$@"
-    } &
-}
-
-# Ends every process in role $1 (all started by this script), TERM then KILL.
-cg_kill() {
-    local role=$1 pid i
-    [[ -n $CG_ROOT && -d $CG_ROOT/$role ]] || return 0
-    for pid in $(cg_pids "$role"); do kill -TERM "$pid" 2>/dev/null || true; done
-    for ((i = 0; i < 50; i++)); do
-        [[ -z $(cg_pids "$role") ]] && return 0
-        sleep 0.1
-    done
-    for pid in $(cg_pids "$role"); do kill -KILL "$pid" 2>/dev/null || true; done
-    for ((i = 0; i < 50; i++)); do
-        [[ -z $(cg_pids "$role") ]] && return 0
-        sleep 0.1
-    done
-}
-
-# ---------------------------------------------------------------------------------------------
-# The lab: names, addresses, teardown
-
-LAB_ID=$(printf '%04x' $((RANDOM ^ ($$ & 0xffff))))
-LAB_NAME=spb-$LAB_ID
-NS_C=$LAB_NAME-client NS_G=$LAB_NAME-gateway NS_T=$LAB_NAME-target
-VETH_C=spb$LAB_ID-c VETH_GC=spb$LAB_ID-gc VETH_GT=spb$LAB_ID-gt VETH_T=spb$LAB_ID-t
-CLIENT_IP=10.77.1.2 GW_IP=10.77.1.1 GW_T_IP=10.77.2.1 TARGET_IP=10.77.2.2
-SP_SSH_PORT=2222 SP_API_PORT=8443
+lab_names spb 10.77
 HOLD_PER_USER=25 # idle sessions per sallyportd user (its per-user limit defaults to 32)
 HOLD_ALIASES=()
-LOAD_START=-
 SP_LIMITS="defaults (this sallyportd dev has no flag to raise max_connections)"
-TUSER=$LAB_NAME # the unprivileged target (and sshd jump) login, /bin/sh, created and removed
-LAB='' USER_CREATED=false SP_PID='' WATCHDOG=''
-
-cleanup() {
-    local rc=$?
-    set +e
-    trap - EXIT INT TERM
-    [[ -n $WATCHDOG ]] && kill "$WATCHDOG" 2>/dev/null
-    log "tearing the lab down"
-    local r
-    for r in "${ROLES[@]}"; do cg_kill "$r"; done
-    for r in "$NS_C" "$NS_G" "$NS_T"; do
-        ip netns pids "$r" 2>/dev/null | xargs -r kill -KILL 2>/dev/null
-        ip netns del "$r" 2>/dev/null
-    done
-    if [[ -n $CG_ROOT && -d $CG_ROOT ]]; then
-        for r in "${ROLES[@]}"; do rmdir "$CG_ROOT/$r" 2>/dev/null; done
-        rmdir "$CG_ROOT" 2>/dev/null || log "could not remove $CG_ROOT"
-    fi
-    $USER_CREATED && userdel "$TUSER" 2>/dev/null
-    [[ -n $LAB && -d $LAB ]] && rm -rf -- "$LAB"
-    exit "$rc"
-}
 
 setup_network() {
-    ip netns add "$NS_C"
-    ip netns add "$NS_G"
-    ip netns add "$NS_T"
-    ip link add "$VETH_C" type veth peer name "$VETH_GC"
-    ip link add "$VETH_GT" type veth peer name "$VETH_T"
-    ip link set "$VETH_C" netns "$NS_C"
-    ip link set "$VETH_GC" netns "$NS_G"
-    ip link set "$VETH_GT" netns "$NS_G"
-    ip link set "$VETH_T" netns "$NS_T"
-    ip -n "$NS_C" addr add "$CLIENT_IP/24" dev "$VETH_C"
-    ip -n "$NS_G" addr add "$GW_IP/24" dev "$VETH_GC"
-    ip -n "$NS_G" addr add "$GW_T_IP/24" dev "$VETH_GT"
-    ip -n "$NS_T" addr add "$TARGET_IP/24" dev "$VETH_T"
-    local ns
-    for ns in "$NS_C" "$NS_G" "$NS_T"; do ip -n "$ns" link set lo up; done
-    ip -n "$NS_C" link set "$VETH_C" up
-    ip -n "$NS_G" link set "$VETH_GC" up
-    ip -n "$NS_G" link set "$VETH_GT" up
-    ip -n "$NS_T" link set "$VETH_T" up
-    # No forwarding in the gateway namespace: the jump host is the only way through.
-    ip netns exec "$NS_G" sysctl -qw net.ipv4.ip_forward=0
+    lab_network jump
     ip -n "$NS_C" route get "$GW_IP" >/dev/null || die "client has no route to the gateway"
     ip -n "$NS_G" route get "$TARGET_IP" >/dev/null || die "gateway has no route to the target"
-    if ip -n "$NS_C" route get "$TARGET_IP" >/dev/null 2>&1; then
-        die "client has a route to the target; the lab must force the jump"
-    fi
 }
 
 # ---------------------------------------------------------------------------------------------
-# OpenSSH: keys, the target sshd, the jump sshd, the client configuration
-
-sshd_common() { # LISTEN HOSTKEY
-    cat <<EOF
-ListenAddress $1
-HostKey $2
-PidFile $LAB/sshd-${1//[:.]/-}.pid
-AuthorizedKeysFile $LAB/authorized_keys
-AllowUsers $TUSER
-StrictModes no
-UsePAM no
-PubkeyAuthentication yes
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-PermitRootLogin no
-UseDNS no
-PrintMotd no
-PrintLastLog no
-X11Forwarding no
-AllowAgentForwarding no
-PermitTunnel no
-# Many connections arrive at once from one address (the concurrent and idle-session runs).
-MaxStartups 1000:30:2000
-LoginGraceTime 30
-KexAlgorithms curve25519-sha256
-LogLevel ERROR
-EOF
-}
+# OpenSSH: keys, the target sshd, the jump sshd (bench/lib/lab.sh), the client configuration
 
 setup_openssh() {
-    mkdir -p /run/sshd "$LAB/client" "$LAB/target" "$LAB/jump-sshd" "$LAB/home"
-    chmod 755 "$LAB"
-    chmod 700 "$LAB/client"
-    useradd --system --no-create-home --home-dir "$LAB/home" --shell /bin/sh --user-group "$TUSER"
-    USER_CREATED=true
-    usermod -p '*' "$TUSER" # no password, not locked (sshd refuses locked accounts)
-    chown "$TUSER:" "$LAB/home"
-
-    ssh-keygen -q -t ed25519 -N '' -C "bench-client" -f "$LAB/client/id_ed25519"
-    ssh-keygen -q -t ed25519 -N '' -C "bench-target" -f "$LAB/target/ssh_host_ed25519_key"
-    ssh-keygen -q -t ed25519 -N '' -C "bench-jump-sshd" -f "$LAB/jump-sshd/ssh_host_ed25519_key"
-    install -m 644 "$LAB/client/id_ed25519.pub" "$LAB/authorized_keys"
-
-    {
-        sshd_common "$TARGET_IP:22" "$LAB/target/ssh_host_ed25519_key"
-        echo "AllowTcpForwarding no"
-    } >"$LAB/target/sshd_config"
-    {
-        sshd_common "$GW_IP:22" "$LAB/jump-sshd/ssh_host_ed25519_key"
-        echo "AllowTcpForwarding local"
-        echo "PermitOpen $TARGET_IP:22"
-        echo "PermitTTY no"
-    } >"$LAB/jump-sshd/sshd_config"
-    /usr/sbin/sshd -t -f "$LAB/target/sshd_config"
-    /usr/sbin/sshd -t -f "$LAB/jump-sshd/sshd_config"
-
-    spawn_in_role target "$NS_T" /usr/sbin/sshd -D -e -f "$LAB/target/sshd_config" \
-        >"$LAB/target/sshd.log" 2>&1
-    wait_listen "$NS_T" 22 10 || die "target sshd did not start: $(cat "$LAB/target/sshd.log")"
-    if [[ $JUMP != sallyportd ]]; then
-        spawn_in_role gw-sshd "$NS_G" /usr/sbin/sshd -D -e -f "$LAB/jump-sshd/sshd_config" \
-            >"$LAB/jump-sshd/sshd.log" 2>&1
-        wait_listen "$NS_G" 22 10 || die "jump sshd did not start: $(cat "$LAB/jump-sshd/sshd.log")"
-    fi
-
-    local target_key jump_key
-    target_key=$(cut -d' ' -f1,2 "$LAB/target/ssh_host_ed25519_key.pub")
-    jump_key=$(cut -d' ' -f1,2 "$LAB/jump-sshd/ssh_host_ed25519_key.pub")
-    {
-        echo "bench-target $target_key"
-        echo "jump-sshd $jump_key"
-    } >"$LAB/client/known_hosts"
+    local jump_sshd=true
+    [[ $JUMP == sallyportd ]] && jump_sshd=false
+    lab_openssh "$jump_sshd"
     # The sshd path, written by hand in the shape `sallyport ssh-config` gives for sallyportd.
     cat >"$LAB/client/sshd.conf" <<EOF
 Host jump-sshd
@@ -329,26 +112,6 @@ Host target-via-sshd
 EOF
 }
 
-# Options every connection shares; last in the file, so Host blocks above take precedence.
-client_defaults() {
-    cat <<EOF
-Host *
-    IdentityFile $LAB/client/id_ed25519
-    IdentitiesOnly yes
-    UserKnownHostsFile $LAB/client/known_hosts
-    GlobalKnownHostsFile /dev/null
-    StrictHostKeyChecking yes
-    UpdateHostKeys no
-    CheckHostIP no
-    BatchMode yes
-    ControlMaster no
-    ControlPath none
-    ConnectTimeout 20
-    KexAlgorithms curve25519-sha256
-    LogLevel ERROR
-EOF
-}
-
 # Two client configurations: ssh's default cipher, and AES-128-GCM. A Ciphers line before the
 # first Host applies to both hops (ssh passes -F on to the ProxyJump ssh).
 write_client_configs() {
@@ -357,30 +120,16 @@ write_client_configs() {
     [[ -f $LAB/client/sshd.conf ]] && { cat "$LAB/client/sshd.conf"; echo; } >>"$body"
     [[ -f $LAB/client/sallyportd.conf ]] && { cat "$LAB/client/sallyportd.conf"; echo; } >>"$body"
     [[ -f $LAB/client/hold.conf ]] && cat "$LAB/client/hold.conf" >>"$body"
-    client_defaults >>"$body"
-    cp "$body" "$LAB/client/config-default"
-    { echo "Ciphers aes128-gcm@openssh.com"; cat "$body"; } >"$LAB/client/config-aes128-gcm"
+    client_defaults "$LAB/client/id_ed25519" >>"$body"
+    client_configs "$body"
 }
 
 # ---------------------------------------------------------------------------------------------
 # sallyportd: started inside the gateway namespace, configured through its API with the CLI
 
-SALLYPORTD=$REPO/target/release/sallyportd
-SALLYPORT=$REPO/target/release/sallyport
-
-sp_cli() { # TOKEN_FILE ARGS...
-    local token=$1
-    shift
-    ip netns exec "$NS_C" env -i PATH="$PATH" HOME="$LAB/home" \
-        SALLYPORT_GATEWAY="https://$GW_IP:$SP_API_PORT" \
-        SALLYPORT_CA_CERT="$LAB/sallyportd/api-ca.pem" \
-        "$SALLYPORT" --token-file "$token" "$@"
-}
-
 setup_sallyportd() {
     "$SALLYPORTD" dev --help 2>/dev/null | grep -q -- '--ssh-listen' ||
         die "this sallyportd has no SSH listener (no --ssh-listen); run with --jump sshd"
-    mkdir -p "$LAB/sallyportd"
     local extra=()
     # Limits sized for the lab, when this build has the flags (the defaults are for production).
     local help
@@ -393,22 +142,11 @@ setup_sallyportd() {
             break
         fi
     done
-    spawn_in_role gw-sallyportd "$NS_G" "$SALLYPORTD" dev --state-dir "$LAB/sallyportd" \
-        --api-listen "$GW_IP:$SP_API_PORT" --ssh-listen "$GW_IP:$SP_SSH_PORT" "${extra[@]}" \
-        >"$LAB/sallyportd.log" 2>&1
-    SP_PID=$!
-    wait_listen "$NS_G" "$SP_SSH_PORT" 30 || die "sallyportd did not start: $(tail -20 "$LAB/sallyportd.log")"
-    wait_listen "$NS_G" "$SP_API_PORT" 30 || die "sallyportd's API did not start"
-    local admin=$LAB/sallyportd/admin.token i
-    for ((i = 0; i < 100; i++)); do [[ -s $admin ]] && break; sleep 0.1; done
-
-    sp_cli "$admin" user add bench --role engineer >/dev/null
-    sp_cli "$admin" key add bench --file "$LAB/client/id_ed25519.pub" >/dev/null
-    sp_cli "$admin" target add bench-target --address "$TARGET_IP:22" \
-        --host-key-file "$LAB/target/ssh_host_ed25519_key.pub" >/dev/null
+    sp_start "${extra[@]}"
+    local admin=$SP_ADMIN i
     sp_cli "$admin" grant bench bench-target --for 8h --reason "ssh-jump benchmark" >/dev/null
     sp_cli "$admin" token issue bench --ttl 8h >"$LAB/bench.token"
-    [[ $(cat "/proc/$SP_PID/comm" 2>/dev/null) == sallyportd ]] || die "lost track of sallyportd's PID"
+    sp_check_pid
 
     # Idle sessions are spread over users (like many engineers), each below the gateway's
     # per-user session limit; they only log in, so they need no grant.
@@ -440,10 +178,7 @@ EOF
         SSH_CONFIG_SOURCE="sallyport ssh-config"
     else
         log "sallyport ssh-config failed ($(cat "$LAB/ssh-config.err")); writing the block by hand"
-        local key
-        key=$(ip netns exec "$NS_C" ssh-keyscan -t ed25519 -p "$SP_SSH_PORT" "$GW_IP" 2>/dev/null | cut -d' ' -f2,3)
-        [[ -n $key ]] || die "cannot read sallyportd's host key"
-        echo "jump-sallyportd $key" >>"$LAB/client/known_hosts"
+        sp_known_host
         cat >"$LAB/client/sallyportd.conf" <<EOF
 Host jump-sallyportd
     HostName $GW_IP
@@ -467,39 +202,9 @@ EOF
 # ---------------------------------------------------------------------------------------------
 # Client-side measurements. These run inside the client namespace and cgroup: run.sh calls
 # itself as `run.sh __client VERB ...` through in_role, so no per-connection `ip netns exec`.
+# (bulk and setup: bench/lib/lab.sh)
 
-client_main() {
-    local verb=$1
-    shift
-    case $verb in
-        bulk) client_bulk "$@" ;;
-        setup) client_setup "$@" ;;
-        concurrent) client_concurrent "$@" ;;
-        hold) client_hold "$@" ;;
-        probe) client_probe "$@" ;;
-        *) echo "unknown client verb $verb" >&2; exit 2 ;;
-    esac
-}
-
-# CONFIG HOST MIB -> "wall_us bytes_received"
-client_bulk() {
-    local cfg=$1 host=$2 mib=$3 t0 t1 got
-    t0=$(now_us)
-    got=$(head -c "${mib}M" /dev/zero | timeout 600 ssh -F "$cfg" "$host" 'wc -c') || got=-1
-    t1=$(now_us)
-    echo "$((t1 - t0)) ${got//[^0-9-]/}"
-}
-
-# CONFIG HOST COUNT -> one "wall_us exit_code" line per connection
-client_setup() {
-    local cfg=$1 host=$2 count=$3 i t0 rc
-    for ((i = 0; i < count; i++)); do
-        t0=$(now_us)
-        rc=0
-        timeout 30 ssh -F "$cfg" "$host" true </dev/null || rc=$?
-        echo "$(($(now_us) - t0)) $rc"
-    done
-}
+CLIENT_VERBS='bulk setup concurrent hold probe'
 
 # CONFIG HOST N -> "wall_us failures"
 client_concurrent() {
@@ -548,54 +253,18 @@ client() { # VERB ARGS...
 }
 
 # ---------------------------------------------------------------------------------------------
-# Measurements (outer side): time, CPU per role, results in $RAW as TSV
+# Measurements (outer side): time, CPU per role, results in $RAW as TSV (bench/lib/lab.sh)
 
-RAW='' OUT_MD=''
-declare -A JUMP_TARGET=([sshd]=target-via-sshd [sallyportd]=bench-target)
+RECORD_BULK_WALL=true
+HOST=([sshd]=target-via-sshd [sallyportd]=bench-target)
+GW_ROLE=([sshd]=gw-sshd [sallyportd]=gw-sallyportd)
 declare -A GW_ALIAS=([sshd]=jump-sshd [sallyportd]=jump-sallyportd)
 declare -A GW_PORT=([sshd]=22 [sallyportd]=$SP_SSH_PORT)
-
-record() { printf '%s\t%s\t%s\t%s\t%s\n' "$@" >>"$RAW"; } # TEST VARIANT REP KEY VALUE
-
-CPU0=()
-cpu_start() { CPU0=("$(cg_cpu_us client)" "$(cg_cpu_us "gw-$1")" "$(cg_cpu_us target)"); }
-cpu_stop() { # TEST VARIANT REP
-    record "$1" "$2" "$3" cpu_client_s "$(secs $(($(cg_cpu_us client) - CPU0[0])))"
-    record "$1" "$2" "$3" cpu_gateway_s "$(secs $(($(cg_cpu_us "gw-$2") - CPU0[1])))"
-    record "$1" "$2" "$3" cpu_target_s "$(secs $(($(cg_cpu_us target) - CPU0[2])))"
-}
-
-measure_bulk() { # CIPHER VARIANT REP
-    local cipher=$1 v=$2 rep=$3 out wall bytes
-    cpu_start "$v"
-    out=$(client bulk "$LAB/client/config-$cipher" "${JUMP_TARGET[$v]}" "$BULK_MIB")
-    cpu_stop "bulk-$cipher" "$v" "$rep"
-    read -r wall bytes <<<"$out"
-    [[ $bytes == $((BULK_MIB * 1048576)) ]] || die "bulk $cipher via $v: received '$bytes' bytes"
-    record "bulk-$cipher" "$v" "$rep" wall_s "$(secs "$wall")"
-    record "bulk-$cipher" "$v" "$rep" mib_per_s "$(awk -v m="$BULK_MIB" -v u="$wall" 'BEGIN { printf "%.1f", m / (u / 1e6) }')"
-    log "  bulk $cipher via $v: $(secs "$wall") s"
-}
-
-measure_setup() { # VARIANT REP
-    local v=$1 rep=$2 wall rc fails=0
-    cpu_start "$v"
-    while read -r wall rc; do
-        if [[ $rc == 0 ]]; then
-            record setup "$v" "$rep" latency_ms "$(awk -v u="$wall" 'BEGIN { printf "%.1f", u / 1000 }')"
-        else
-            fails=$((fails + 1))
-        fi
-    done < <(client setup "$LAB/client/config-default" "${JUMP_TARGET[$v]}" "$SETUP_COUNT")
-    cpu_stop setup "$v" "$rep"
-    record setup "$v" "$rep" failures "$fails"
-    log "  setup via $v: $fails failures"
-}
 
 measure_concurrent() { # VARIANT REP
     local v=$1 rep=$2 wall fails
     cpu_start "$v"
-    read -r wall fails < <(client concurrent "$LAB/client/config-default" "${JUMP_TARGET[$v]}" "$CONCURRENCY")
+    read -r wall fails < <(client concurrent "$LAB/client/config-default" "${HOST[$v]}" "$CONCURRENCY")
     cpu_stop concurrent "$v" "$rep"
     record concurrent "$v" "$rep" wall_s "$(secs "$wall")"
     record concurrent "$v" "$rep" failures "$fails"
@@ -650,23 +319,8 @@ measure_sessions() { # VARIANT
 }
 
 # ---------------------------------------------------------------------------------------------
-# The report
+# The report (summaries of $RAW: bench/lib/lab.sh)
 
-vals() { awk -F'\t' -v t="$1" -v v="$2" -v k="$3" '$1 == t && $2 == v && $4 == k { print $5 }' "$RAW"; }
-# Numbers shown with three or four significant digits.
-AWK_FMT='function f(x) { return sprintf(x == int(x) || x >= 100 ? "%.0f" : x >= 10 ? "%.1f" : x >= 1 ? "%.2f" : "%.3f", x) }'
-# "median min max", or "- - -" when there are no values.
-med() { vals "$@" | sort -g | awk "$AWK_FMT"'{ a[NR] = $1 } END { if (!NR) { print "- - -"; exit }
-    m = NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2; print f(m), f(a[1]), f(a[NR]) }'; }
-# Nearest-rank 90th percentile.
-p90() { vals "$@" | sort -g | awk "$AWK_FMT"'{ a[NR] = $1 } END { if (!NR) { print "-"; exit }
-    i = int(0.9 * NR); if (i < 0.9 * NR) i++; print f(a[i]) }'; }
-sum() { vals "$@" | awk '{ s += $1 } END { print s + 0 }'; }
-count() { vals "$@" | wc -l; }
-median() { local m; read -r m _ < <(med "$@"); echo "$m"; }
-spread() { local m lo hi; read -r m lo hi < <(med "$@"); [[ $m == - ]] && { echo -; return; }; echo "$m ($lo–$hi)"; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || b == 0) print "-"; else printf "%.2fx", a / b }'; }
-per() { awk -v a="$1" -v n="$2" -v k="${3:-1}" "$AWK_FMT"'BEGIN { if (a == "-" || n == 0) print "-"; else print f(a * k / n) }'; }
 
 # In how many repetitions sallyportd beat sshd on KEY of TEST ($3: higher or lower is better).
 wins() {
@@ -687,8 +341,7 @@ report() {
     local v c t
     echo "# sallyport SSH jump benchmark"
     echo
-    echo "- when: $(date -u +%Y-%m-%dT%H:%M:%SZ); commit $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo -)$(git -C "$REPO" diff --quiet 2>/dev/null || echo ' (with local changes)')"
-    echo "- machine: $(nproc) cores, $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo), kernel $(uname -r); load average before the run $LOAD_START (other work on the machine adds noise)"
+    report_when " (other work on the machine adds noise)"
     echo "- OpenSSH: $(ssh -V 2>&1); sshd and ssh from the same package"
     echo "- jump hosts: $(variants); sallyportd's client config from: ${SSH_CONFIG_SOURCE:-n/a}; its SSH limits: $SP_LIMITS; idle sessions spread over users, $HOLD_PER_USER each"
     echo "- repetitions: $REPS, A/B order alternating; CPU = user+system seconds of every process in the role's cgroup ($CG_MODE)"
@@ -767,44 +420,18 @@ report() {
 
 main() {
     parse_args "$@"
-    ((EUID == 0)) || die "run as root (network namespaces, cgroups, a target user): sudo $0"
-    local tool
-    for tool in ip ssh ssh-keygen ssh-keyscan /usr/sbin/sshd useradd userdel usermod timeout ss awk git; do
-        command -v "$tool" >/dev/null || die "missing $tool (apt-get install openssh-client openssh-server iproute2 passwd)"
-    done
-    if $BUILD; then
-        log "building: cargo build --release --locked -p sallyport-gateway -p sallyport-cli"
-        (cd "$REPO" && cargo build --release --locked -p sallyport-gateway -p sallyport-cli)
-    fi
+    lab_require ip ssh ssh-keygen ssh-keyscan /usr/sbin/sshd useradd userdel usermod timeout ss awk git
+    lab_build
     [[ $JUMP == sshd || -x $SALLYPORTD ]] || die "no $SALLYPORTD (drop --no-build)"
     [[ $JUMP == sshd || -x $SALLYPORT ]] || die "no $SALLYPORT (drop --no-build)"
 
-    local results_dir=$REPO/target/bench/ssh-jump stamp
-    stamp=$(date +%Y%m%d-%H%M%S)
-    mkdir -p "$results_dir"
-    RAW=$results_dir/raw-$stamp.tsv
-    OUT_MD=$results_dir/results-$stamp.md
-    : >"$RAW"
-
-    trap cleanup EXIT
-    trap 'exit 130' INT
-    trap 'exit 143' TERM
-    # Bounded in time: the watchdog ends the run (and the trap cleans up).
-    (
-        sleep $((MAX_MINUTES * 60)) &
-        s=$!
-        trap 'kill "$s" 2>/dev/null; exit 0' TERM
-        wait "$s" && log "time limit of $MAX_MINUTES minutes reached" && kill -TERM $$
-    ) &
-    WATCHDOG=$!
+    lab_results ssh-jump
+    lab_begin
     # The hard limit is all an unprivileged container lets us have; plenty for the defaults.
     ulimit -n "$(ulimit -Hn)"
     ((SESSIONS * 2 + 200 < $(ulimit -n))) || log "warning: open-file limit $(ulimit -n) is low for $SESSIONS sessions"
 
-    LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
-    LAB=$(mktemp -d /dev/shm/sallyport-bench.XXXXXX 2>/dev/null || mktemp -d)
-    log "lab $LAB_NAME in $LAB (keys on tmpfs, removed on exit)"
-    cg_setup
+    lab_create
     setup_network
     setup_openssh
     [[ $JUMP != sshd ]] && setup_sallyportd
@@ -813,7 +440,7 @@ main() {
     local v c rep order
     for v in $(variants); do
         for c in default aes128-gcm; do
-            client probe "$LAB/client/config-$c" "${JUMP_TARGET[$v]}" >"$LAB/probe-$v-$c"
+            client probe "$LAB/client/config-$c" "${HOST[$v]}" >"$LAB/probe-$v-$c"
             [[ -s $LAB/probe-$v-$c ]] || die "a jump through $v does not work; see $LAB (kept until exit)"
         done
         log "jump through $v works: $(tr '\n' ' ' <"$LAB/probe-$v-default")"
@@ -831,14 +458,7 @@ main() {
     log "idle sessions: $SESSIONS per jump host"
     for v in $(variants); do measure_sessions "$v"; done
 
-    report | tee "$OUT_MD"
-    if [[ -n ${SUDO_UID-} ]]; then chown -R "$SUDO_UID:${SUDO_GID:-$SUDO_UID}" "$results_dir" 2>/dev/null || true; fi
-    log "results: $OUT_MD"
+    lab_finish
 }
 
-if [[ ${1-} == __client ]]; then
-    shift
-    client_main "$@"
-else
-    main "$@"
-fi
+lab_dispatch "$@"

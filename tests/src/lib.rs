@@ -13,12 +13,15 @@
 //! - `netns`: network namespaces, veth pairs, wireguard-go interfaces, programs run inside
 //!   them; all removed on drop (the WireGuard end-to-end tests).
 //! - `cloudwatch`: reading back what reached a CloudWatch Logs stream.
+//! - `leaks`: scanning a state directory for private key material (secrets' bytes raw, hex or
+//!   base64, PEM / OpenSSH private-key markers).
 
 #![forbid(unsafe_code)]
 
 pub mod backends;
 pub mod cloudwatch;
 pub mod fault;
+pub mod leaks;
 pub mod moto;
 pub mod netns;
 pub mod ports;

@@ -9,37 +9,12 @@
     clippy::panic
 )]
 
-use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE_NO_PAD};
-use base64::Engine;
 use sallyport_core::api::{CreateGrant, CreateUser};
 use sallyport_core::model::Role;
 use sallyport_gateway::control::Actor;
 use sallyport_gateway::dev::{DevGateway, DevOptions};
 use sallyport_gateway::secrets::SecretName;
-
-fn files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            out.extend(files(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out
-}
-
-fn read_all(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
-    files(dir)
-        .into_iter()
-        .filter_map(|p| std::fs::read(&p).ok().map(|b| (p, b)))
-        .collect()
-}
-
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle)
-}
+use sallyport_tests::leaks::{assert_absent, contains, read_tree, Needles};
 
 #[tokio::test]
 async fn dev_state_dir_holds_no_private_key_material() {
@@ -92,58 +67,26 @@ async fn dev_state_dir_holds_no_private_key_material() {
     };
     control.create_grant(&actor, grant).await.unwrap();
     // Read every file while running (the WAL holds the newest pages) and after the stop.
-    let mut snapshots: Vec<(std::path::PathBuf, Vec<u8>)> = read_all(&state);
+    let mut snapshots: Vec<(std::path::PathBuf, Vec<u8>)> = read_tree(&state);
     let running = snapshots.len();
     gw.shutdown().await;
-    snapshots.extend(read_all(&state));
+    snapshots.extend(read_tree(&state));
     assert!(
         snapshots.iter().any(|(p, _)| p.ends_with("sallyport.db")),
         "the scan covers the database"
     );
     assert!(running >= 3, "database, CA and token at least");
 
-    let mut needles: Vec<(String, Vec<u8>)> = Vec::new();
+    let mut needles = Needles::new();
     for (name, bytes) in &secrets {
-        needles.push((format!("{name:?} raw"), bytes.clone()));
-        needles.push((format!("{name:?} hex"), hex::encode(bytes).into_bytes()));
-        needles.push((
-            format!("{name:?} base64"),
-            STANDARD.encode(bytes).into_bytes(),
-        ));
-        needles.push((
-            format!("{name:?} base64 unpadded"),
-            STANDARD_NO_PAD.encode(bytes).into_bytes(),
-        ));
-        needles.push((
-            format!("{name:?} base64url"),
-            URL_SAFE_NO_PAD.encode(bytes).into_bytes(),
-        ));
+        needles.secret(format!("{name:?}"), bytes);
     }
     let key_body: String = host_key_pem
         .lines()
         .filter(|l| !l.starts_with("-----"))
         .collect();
-    needles.push((
-        "host key OpenSSH body".into(),
-        key_body.as_bytes()[..40].to_vec(),
-    ));
-    for marker in [
-        "PRIVATE KEY",
-        "OPENSSH PRIVATE",
-        "BEGIN EC PRIVATE",
-        "BEGIN RSA PRIVATE",
-    ] {
-        needles.push((marker.into(), marker.as_bytes().to_vec()));
-    }
-    for (path, bytes) in &snapshots {
-        for (what, needle) in &needles {
-            assert!(
-                !contains(bytes, needle),
-                "{what} found in {}",
-                path.display()
-            );
-        }
-    }
+    needles.literal("host key OpenSSH body", &key_body.as_bytes()[..40]);
+    assert_absent(&snapshots, &needles);
     // The needles would be found if they were there: the scanner is not blind.
     let probe = [b"xx".as_slice(), &secrets[0].1, b"yy"].concat();
     assert!(contains(&probe, &secrets[0].1));

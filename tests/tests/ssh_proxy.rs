@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use rand::RngCore;
 use russh::keys::ssh_key::LineEnding;
 use sallyport_core::model::GrantOptions;
+use sallyport_tests::leaks::{assert_absent, read_tree, Needles};
 use sallyport_tests::sshd::{Sshd, SshdOptions};
 use ssh_common::jump::finish;
 use ssh_common::{admin, new_key};
@@ -492,34 +493,9 @@ async fn no_private_key_material_reaches_the_gateways_disk() {
     let state = p.lab.dir.path().join("state");
     let alice_pem = p.alice.key.to_openssh(LineEnding::LF).unwrap();
     let seed = p.alice.key.key_data().ed25519().unwrap().private.to_bytes();
-    for path in files(&state) {
-        let Ok(bytes) = std::fs::read(&path) else {
-            continue;
-        };
-        for needle in [
-            &b"PRIVATE KEY"[..],
-            alice_pem.as_bytes(),
-            &seed[..],
-            hex::encode(seed).as_bytes(),
-        ] {
-            assert!(
-                !bytes.windows(needle.len()).any(|w| w == needle),
-                "{} holds private key material",
-                path.display()
-            );
-        }
-    }
-}
-
-fn files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            out.extend(files(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out
+    let mut needles = Needles::new();
+    needles
+        .literal("alice's OpenSSH private key", alice_pem.as_bytes())
+        .secret("alice's ed25519 seed", &seed);
+    assert_absent(&read_tree(&state), &needles);
 }
