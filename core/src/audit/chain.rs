@@ -7,14 +7,22 @@ use crate::time::Timestamp;
 /// The `prev_hash` of the first record.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
-/// Version of the canonical byte layout below; part of the hashed bytes.
+/// Version of the canonical byte layout below; part of the hashed bytes. Version 1: records of
+/// the single shared chain (no `chain` field). Version 2: records of a per-instance chain, whose
+/// name is hashed too, so a record cannot be moved to another chain unnoticed.
 const CANONICAL_VERSION: u8 = 1;
+/// Canonical layout of a record that names its chain.
+const CANONICAL_VERSION_CHAINED: u8 = 2;
 
 /// One journal record: an event with its place in the chain. This is what the store keeps, what
 /// sinks ship and what an export holds.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Record {
-    /// Position in the journal, from 1, without gaps.
+    /// The chain the record belongs to: the gateway instance that journaled it. `None` for the
+    /// single shared chain (records hashed before per-instance chains; canonical version 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain: Option<String>,
+    /// Position in its chain, from 1, without gaps.
     pub seq: u64,
     /// The event's unique id.
     pub id: String,
@@ -48,6 +56,8 @@ pub struct Record {
 #[derive(Serialize)]
 struct Canonical<'a> {
     v: u8,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    chain: Option<&'a str>,
     seq: u64,
     id: &'a str,
     time_ms: i64,
@@ -64,10 +74,15 @@ struct Canonical<'a> {
 }
 
 impl Record {
-    /// The bytes the hash covers: every field but `hash`, in a fixed layout.
+    /// The bytes the hash covers: every field but `hash`, in a fixed layout (version 1 without a
+    /// chain, so the shared chain's existing hashes stay valid; version 2 with it).
     pub fn canonical_bytes(&self) -> Vec<u8> {
         let c = Canonical {
-            v: CANONICAL_VERSION,
+            v: match self.chain {
+                None => CANONICAL_VERSION,
+                Some(_) => CANONICAL_VERSION_CHAINED,
+            },
+            chain: self.chain.as_deref(),
             seq: self.seq,
             id: &self.id,
             time_ms: self.time.as_millis(),
@@ -111,10 +126,16 @@ impl Default for ChainHead {
 }
 
 impl ChainHead {
-    /// Links `event` after this head and returns the new record; the caller stores it and
-    /// moves the head to it (`ChainHead::from(&record)`).
+    /// Links `event` after this head of the shared chain and returns the new record; the caller
+    /// stores it and moves the head to it (`ChainHead::from(&record)`).
     pub fn append(&self, event: &Event) -> Record {
+        self.append_to(None, event)
+    }
+
+    /// Links `event` after this head of `chain` (`None`: the shared chain).
+    pub fn append_to(&self, chain: Option<&str>, event: &Event) -> Record {
         let mut r = Record {
+            chain: chain.map(str::to_owned),
             seq: self.seq + 1,
             id: event.id.to_string(),
             time: event.time,
@@ -172,6 +193,19 @@ pub enum ChainError {
         /// The one that came instead.
         found: u64,
     },
+    /// A record names another chain than the run it appears in.
+    #[error("record {seq} belongs to another chain")]
+    ForeignChain {
+        /// Its sequence number.
+        seq: u64,
+    },
+    /// The chain has records but the journal has no head for it: the chain was inserted, or its
+    /// head removed.
+    #[error("records up to {last_seq} form a chain the journal has no head for")]
+    Headless {
+        /// The last record present.
+        last_seq: u64,
+    },
     /// The records end before the journal's recorded head: the newest records were removed.
     #[error("the journal head is record {head_seq} but the records end at {last_seq}: records were removed from the end")]
     Truncated {
@@ -186,7 +220,10 @@ impl ChainError {
     /// The first sequence number at which the chain is broken.
     pub fn first_bad_seq(&self) -> u64 {
         match self {
-            ChainError::Altered { seq } | ChainError::BrokenLink { seq, .. } => *seq,
+            ChainError::Altered { seq }
+            | ChainError::BrokenLink { seq, .. }
+            | ChainError::ForeignChain { seq } => *seq,
+            ChainError::Headless { .. } => 1,
             ChainError::Gap { expected, .. } => *expected,
             ChainError::Truncated { last_seq, .. } => last_seq + 1,
         }
@@ -207,6 +244,7 @@ pub struct ChainSummary {
 /// Checks records one at a time, in sequence order, so a journal of any size streams through.
 #[derive(Debug)]
 pub struct Verifier {
+    chain: Option<Option<String>>,
     expected: Option<ChainHead>,
     count: u64,
     first_seq: u64,
@@ -216,6 +254,7 @@ impl Verifier {
     /// Verifies a whole journal from its first record.
     pub fn from_genesis() -> Self {
         Self {
+            chain: None,
             expected: Some(ChainHead::default()),
             count: 0,
             first_seq: 0,
@@ -226,14 +265,21 @@ impl Verifier {
     /// (an export's first record links to a record outside the export).
     pub fn from_anchor() -> Self {
         Self {
+            chain: None,
             expected: None,
             count: 0,
             first_seq: 0,
         }
     }
 
-    /// Checks the next record.
+    /// Checks the next record. Every record of a run must name the same chain as the first.
     pub fn push(&mut self, r: &Record) -> Result<(), ChainError> {
+        match &self.chain {
+            Some(chain) if *chain != r.chain => {
+                return Err(ChainError::ForeignChain { seq: r.seq });
+            }
+            _ => {}
+        }
         if let Some(prev) = &self.expected {
             if r.seq != prev.seq + 1 {
                 return Err(ChainError::Gap {
@@ -255,6 +301,7 @@ impl Verifier {
         }
         if self.count == 0 {
             self.first_seq = r.seq;
+            self.chain = Some(r.chain.clone());
         }
         self.count += 1;
         self.expected = Some(ChainHead::from(r));
@@ -348,6 +395,52 @@ mod tests {
         let mut j = journal(5);
         j.remove(0);
         assert_eq!(verify(&j).unwrap_err().first_bad_seq(), 1);
+    }
+
+    #[test]
+    fn the_shared_chain_keeps_layout_1_and_instance_chains_hash_their_name() {
+        let j = journal(1);
+        assert!(String::from_utf8(j[0].canonical_bytes())
+            .unwrap()
+            .starts_with(r#"{"v":1,"seq":1,"#));
+        let e = Event::new(
+            Timestamp::from_millis(1_700_000_000_000),
+            "admin",
+            EventKind::UserDisabled {
+                user: "user0".parse().unwrap(),
+            },
+        );
+        let mut r = ChainHead::default().append_to(Some("gw-1"), &e);
+        assert!(String::from_utf8(r.canonical_bytes())
+            .unwrap()
+            .starts_with(r#"{"v":2,"chain":"gw-1","seq":1,"#));
+        assert_eq!(r.compute_hash(), r.hash);
+        r.chain = Some("gw-2".into());
+        assert_ne!(r.compute_hash(), r.hash, "the chain name is hashed");
+        r.chain = None;
+        assert_ne!(r.compute_hash(), r.hash, "and cannot be dropped");
+        let json = serde_json::to_value(&j[0]).unwrap();
+        assert!(
+            json.get("chain").is_none(),
+            "shared-chain records serialise as before"
+        );
+    }
+
+    #[test]
+    fn a_record_of_another_chain_breaks_the_run() {
+        let j = journal(3);
+        let e = Event::new(
+            Timestamp::from_millis(1_700_000_000_000),
+            "admin",
+            EventKind::UserDisabled {
+                user: "user0".parse().unwrap(),
+            },
+        );
+        let foreign = ChainHead::from(&j[1]).append_to(Some("gw-1"), &e);
+        assert_eq!(
+            verify(&[j[0].clone(), j[1].clone(), foreign]).unwrap_err(),
+            ChainError::ForeignChain { seq: 3 }
+        );
     }
 
     #[test]

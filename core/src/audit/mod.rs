@@ -16,6 +16,8 @@
 //!
 //! - `event`: the typed, versioned [`EventKind`] enum and the [`Event`] envelope.
 //! - `chain`: [`Record`], canonical bytes, [`ChainHead`] and the streaming [`Verifier`].
+//! - `chains`: [`ChainSet`], one [`Verifier`] per chain (per gateway instance) with a
+//!   [`ChainReport`] each.
 //! - [`flat`]: the shipped form of a record, one flat JSON object (`docs/audit-events.md`).
 //! - [`batch`]: cuts records into batches a log service accepts (CloudWatch's `PutLogEvents`
 //!   rules), splitting oversize events and quarantining ones too old or too new.
@@ -23,9 +25,11 @@
 
 pub mod batch;
 mod chain;
+mod chains;
 mod event;
 pub mod export;
 pub mod flat;
 
 pub use chain::{ChainError, ChainHead, ChainSummary, Record, Verifier, GENESIS_HASH};
+pub use chains::{ChainReport, ChainSet};
 pub use event::{Event, EventKind, TunnelCloseReason, SYSTEM_ACTOR};

@@ -305,6 +305,7 @@ fn record_from_row(row: &AnyRow) -> Result<Record, StoreError> {
     let data: serde_json::Value =
         serde_json::from_str(&text(row, "data")?).map_err(|_| corrupt("data is not JSON"))?;
     Ok(Record {
+        chain: None,
         seq: u64::try_from(seq).map_err(|_| corrupt("negative sequence"))?,
         id: text(row, "id")?,
         time: time(row, "time_ms")?,
