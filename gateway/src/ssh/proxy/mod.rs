@@ -271,6 +271,7 @@ pub async fn run(task: ProxyTask, factory: Option<Arc<dyn ObserverFactory>>) {
         observers: &observers,
         pending: setup.pending,
         pending_eof: setup.eof,
+        throttle: &throttle,
     };
     let end = relay::relay(ends, &mut stop, expires, svc.settings.idle_timeout).await;
     observers.each(|o| o.closed());

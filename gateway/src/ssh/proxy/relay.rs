@@ -16,6 +16,10 @@
 //!   jump mode. For the same reason the target's output keeps being read while the writer to
 //!   the target waits for it (up to 64 MiB queued for the client; beyond that, with neither
 //!   side reading, the channel is closed); otherwise reading stops at 1 MiB queued.
+//!   While either queue is past half of its bound, the relay holds the connection's
+//!   [`WindowThrottle`]: the client's window is then topped up by only a trickle, so a client
+//!   that sends faster than the target takes (or reads slower than the target writes) is held
+//!   back at the SSH layer instead of filling the queues; the hold ends below a quarter.
 //! - **Order.** Messages go on in the order they came: exit status before EOF and close as the
 //!   target sent them. The channel ends when the target closes it (the client's channel is
 //!   closed after everything before was sent), when the client closes it (the target's is
@@ -23,7 +27,7 @@
 //! - **Observers** ([`super::observe`]) see every request and data chunk, in order.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use russh::{client, server, ChannelMsg, ChannelReadHalf, ChannelWriteHalf};
@@ -32,6 +36,7 @@ use tokio::sync::{mpsc, Notify};
 use tokio::time::Instant;
 
 use super::observe::ChannelObserver;
+use super::throttle::{ThrottleGuard, WindowThrottle};
 use crate::ssh::relay::{stopped, StopSignal};
 
 /// Client messages (data up to one SSH packet each) queued for the target: at most 8 MiB.
@@ -97,6 +102,28 @@ pub struct Ends<'a> {
     pub pending: Vec<Vec<u8>>,
     /// Whether the client's EOF arrived before the target was ready.
     pub pending_eof: bool,
+    /// The connection's window throttle, held while the queues run high.
+    pub throttle: &'a Arc<WindowThrottle>,
+}
+
+/// Holds the client back while this channel's queues run high (see the module docs).
+struct Backpressure<'a> {
+    throttle: &'a Arc<WindowThrottle>,
+    held: Mutex<Option<ThrottleGuard>>,
+}
+
+impl Backpressure<'_> {
+    /// Re-judges with the current queue sizes (messages up, bytes down).
+    fn update(&self, up_queued: usize, down_queued: usize) {
+        let high = up_queued > UP_QUEUE / 2 || down_queued > DOWN_SOFT / 2;
+        let low = up_queued < UP_QUEUE / 4 && down_queued < DOWN_SOFT / 4;
+        let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
+        if high && held.is_none() {
+            *held = Some(self.throttle.hold());
+        } else if low {
+            *held = None;
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -144,7 +171,13 @@ pub async fn relay(
         observers,
         pending,
         pending_eof,
+        throttle,
     } = ends;
+    let backpressure = Backpressure {
+        throttle,
+        held: Mutex::new(None),
+    };
+    let up_queued = AtomicUsize::new(0);
     let client_id = client_write.id();
     let start = Instant::now();
     let up_bytes = AtomicU64::new(0);
@@ -178,6 +211,8 @@ pub async fn relay(
                     // nothing for the target.
                     Some(_) => continue,
                 };
+                let queued = up_queued.fetch_add(1, Ordering::Relaxed) + 1;
+                backpressure.update(queued, down_queued.load(Ordering::Relaxed));
                 if up_tx.send(msg).await.is_err() {
                     return;
                 }
@@ -201,6 +236,8 @@ pub async fn relay(
                 return Up::TargetGone;
             }
             while let Some(msg) = up_rx.recv().await {
+                let queued = up_queued.fetch_sub(1, Ordering::Relaxed).saturating_sub(1);
+                backpressure.update(queued, down_queued.load(Ordering::Relaxed));
                 match msg {
                     ChannelMsg::Data { data } if !eof => {
                         observers.each(|o| o.client_data(data.as_ref()));
@@ -261,7 +298,8 @@ pub async fn relay(
                     None | Some(ChannelMsg::Close) => return DownRead::Closed,
                     Some(msg) => msg,
                 };
-                down_queued.fetch_add(payload(&msg), Ordering::Relaxed);
+                let queued = down_queued.fetch_add(payload(&msg), Ordering::Relaxed);
+                backpressure.update(up_queued.load(Ordering::Relaxed), queued + payload(&msg));
                 if tx.send(msg).is_err() {
                     return DownRead::Closed;
                 }
@@ -308,7 +346,10 @@ pub async fn relay(
                         .is_ok(),
                     _ => true,
                 };
-                down_queued.fetch_sub(n, Ordering::Relaxed);
+                let queued = down_queued
+                    .fetch_sub(n, Ordering::Relaxed)
+                    .saturating_sub(n);
+                backpressure.update(up_queued.load(Ordering::Relaxed), queued);
                 moved.notify_waiters();
                 if !sent {
                     return Down::ClientGone;

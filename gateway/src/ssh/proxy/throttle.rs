@@ -7,7 +7,8 @@
 //! russh tops the client up to (its per-connection target, which the russh handler returns from
 //! `adjust_window`) is cut to [`SETUP_WINDOW`]: the client can send what it already had (one
 //! window) and then a trickle. The usual window returns when the last such channel is ready
-//! (with the next data the client sends).
+//! (with the next data the client sends). The relay holds it the same way while a channel's
+//! queues run high (`relay.rs`): that is the backpressure russh's window handling lacks.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
