@@ -150,7 +150,7 @@ report() {
     # shellcheck disable=SC2119 # nothing to add to the machine line
     report_when
     echo "- OpenSSH: $(ssh -V 2>&1); repetitions: $REPS, order rotating; CPU = user+system seconds per role cgroup ($CG_MODE)"
-    echo "- proxy mode: the client's cipher applies to the client→gateway hop only; the gateway→target hop is sallyportd's choice (chacha20-poly1305 first)"
+    echo "- proxy mode: the client's cipher applies to the client→gateway hop only; the gateway→target hop is sallyportd's choice (aes256-gcm first)"
     echo
     echo "## Bulk throughput: ${BULK_MIB} MiB to the target"
     echo

@@ -23,6 +23,16 @@ pub const CIPHERS: &[cipher::Name] = &[
     cipher::AES_128_GCM,
 ];
 
+/// The same ciphers in the order the gateway asks for them on proxy mode's onward connection,
+/// where it is the client and its order decides: AES-GCM first, which the x86-64 and ARM
+/// processors the gateway runs on do in hardware (the `aes` crate detects it), ahead of
+/// ChaCha20-Poly1305, which is done in software.
+pub const ONWARD_CIPHERS: &[cipher::Name] = &[
+    cipher::AES_256_GCM,
+    cipher::AES_128_GCM,
+    cipher::CHACHA20_POLY1305,
+];
+
 /// MACs. Every cipher above carries its own authentication, so no MAC is ever used; the
 /// encrypt-then-MAC SHA-2 names are offered only because the key-exchange message has the field.
 pub const MACS: &[mac::Name] = &[mac::HMAC_SHA512_ETM, mac::HMAC_SHA256_ETM];

@@ -121,7 +121,7 @@ fn config(keepalive: Duration) -> Arc<client::Config> {
             kex: Cow::Borrowed(KEX),
             key: Cow::Borrowed(algorithms::SIGNATURES),
             host_key_certificates: Cow::Borrowed(&[]),
-            cipher: Cow::Borrowed(algorithms::CIPHERS),
+            cipher: Cow::Borrowed(algorithms::ONWARD_CIPHERS),
             mac: Cow::Borrowed(&[mac::HMAC_SHA512_ETM, mac::HMAC_SHA256_ETM]),
             compression: Cow::Borrowed(&[compression::NONE]),
         },
