@@ -1,7 +1,7 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::event::Event;
+use super::envelope::Event;
 use crate::time::Timestamp;
 
 /// The `prev_hash` of the first record.

@@ -24,12 +24,15 @@
 //! - [`export`]: the offline export file (JSON lines with the chain's anchors) and its check.
 
 pub mod batch;
+mod catalog;
 mod chain;
 mod chains;
+mod envelope;
 mod event;
 pub mod export;
 pub mod flat;
 
 pub use chain::{ChainError, ChainHead, ChainSummary, Record, Verifier, GENESIS_HASH};
 pub use chains::{ChainReport, ChainSet};
-pub use event::{Event, EventKind, TunnelCloseReason, SYSTEM_ACTOR};
+pub use envelope::{Event, SYSTEM_ACTOR};
+pub use event::{EventKind, TunnelCloseReason};
