@@ -67,17 +67,7 @@ async fn bulk_data_goes_through_both_ways() {
     rand::thread_rng().fill_bytes(&mut data);
     std::fs::write(&up, &data).unwrap();
     let stdin = std::fs::File::open(&up).unwrap();
-    let child = tokio::process::Command::new("ssh")
-        .arg("-F")
-        .arg(&p.config)
-        .args(["-A", "root@db@gw", "wc -c"])
-        .env("SSH_AUTH_SOCK", &p.agent.sock)
-        .stdin(stdin)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let child = p.run_with_stdin("ssh", &["-A", "root@db@gw", "wc -c"], stdin);
     let out = p.finish(child).await;
     assert_eq!(
         text(&out.stdout).trim(),
@@ -91,17 +81,7 @@ async fn bulk_data_goes_through_both_ways() {
     assert_eq!(out.stdout.len(), mib * 1024 * 1024, "{}", text(&out.stderr));
 
     let stdin = std::fs::File::open(&up).unwrap();
-    let child = tokio::process::Command::new("ssh")
-        .arg("-F")
-        .arg(&p.config)
-        .args(["-A", "root@db@gw", "cat"])
-        .env("SSH_AUTH_SOCK", &p.agent.sock)
-        .stdin(stdin)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let child = p.run_with_stdin("ssh", &["-A", "root@db@gw", "cat"], stdin);
     let out = p.finish(child).await;
     assert!(
         out.stdout == data,

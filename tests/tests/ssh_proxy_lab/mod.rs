@@ -215,12 +215,17 @@ impl Proxy {
 
     /// `PROGRAM -F config ARGS…` with the agent's socket, stdin piped, output captured.
     pub fn run(&self, program: &str, args: &[&str]) -> Child {
+        self.run_with_stdin(program, args, Stdio::piped())
+    }
+
+    /// `PROGRAM -F config ARGS…` reading its standard input from `stdin` (a file, say).
+    pub fn run_with_stdin(&self, program: &str, args: &[&str], stdin: impl Into<Stdio>) -> Child {
         Command::new(program)
             .arg("-F")
             .arg(&self.config)
             .args(args)
             .env("SSH_AUTH_SOCK", &self.agent.sock)
-            .stdin(Stdio::piped())
+            .stdin(stdin)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true)
