@@ -35,6 +35,14 @@ use sallyport_gateway::store::Store;
 use sallyport_gateway::wireguard::WireguardSettings;
 use tokio::signal::unix::{signal, SignalKind};
 
+/// Every heap block is overwritten with zeros when it is freed: a revoked or expired device's
+/// boringtun `Tunn` (session keys, handshake chaining keys, preshared key), and every other freed
+/// buffer that held a key or plaintext. docs/vpn.md, "Keys"; tested by
+/// `gateway/tests/zeroize_on_free.rs`.
+#[global_allocator]
+static ALLOCATOR: zeroizing_alloc::ZeroAlloc<std::alloc::System> =
+    zeroizing_alloc::ZeroAlloc(std::alloc::System);
+
 #[derive(Debug, Parser)]
 #[command(
     name = "sallyportd",

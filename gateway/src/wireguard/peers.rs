@@ -2,10 +2,14 @@
 //! valid, found by static public key (handshake initiation), by receiver index (every other
 //! message), or by VPN address (packets coming back from the TUN device).
 //!
-//! Dropping a [`Peer`] drops its `Tunn`. What that scrubs: the `x25519::StaticSecret` copy of
-//! the gateway key (x25519-dalek zeroizes it on drop). What it does not: boringtun 0.7 keeps
-//! handshake chaining keys in plain arrays and session keys in `ring` `LessSafeKey`s, neither
-//! zeroized on drop; their memory is freed, not overwritten. See docs/vpn.md.
+//! Dropping a [`Peer`] (device revoked, preshared key expired or renewed, shutdown) drops its
+//! `Tunn` at once, in the packet task. boringtun 0.7 zeroizes only its `x25519::StaticSecret`
+//! copy of the gateway key; the preshared key, the handshake's chaining keys and hashes (plain
+//! arrays) and the session keys (`ring` `LessSafeKey`s) sit inline in the `Tunn`, one heap block
+//! here (`Box<Tunn>`), which sallyportd's global allocator (`zeroizing_alloc::ZeroAlloc`,
+//! gateway/src/main.rs) overwrites with zeros when it is freed. Tested by
+//! `gateway/tests/zeroize_on_free.rs` (and its control, `zeroize_on_free_control.rs`). Stack
+//! copies boringtun makes while it works are not covered. See docs/vpn.md, "Keys".
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -29,7 +33,8 @@ pub struct Peer {
     pub device: StoredDevice,
     /// Its receiver index.
     pub index: u32,
-    /// The WireGuard state machine.
+    /// The WireGuard state machine, boxed: its keys live in this one heap block, which the
+    /// zeroizing allocator overwrites when the peer is dropped.
     pub tunn: Box<Tunn>,
     /// Where its last authenticated datagram came from.
     pub endpoint: Option<SocketAddr>,
