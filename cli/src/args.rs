@@ -355,7 +355,8 @@ pub enum AuditCmd {
     /// Write a run of the journal as JSON lines with its hash-chain anchors (verifiable offline
     /// with `audit verify --file`).
     Export(AuditExport),
-    /// Verify the journal's hash chain on the gateway, or an export file offline (--file).
+    /// Verify every hash chain of the journal on the gateway (one line per chain, exit 8 if one
+    /// is broken), or an export file offline (--file).
     Verify {
         /// An export file to check offline (no gateway needed).
         #[arg(long, value_name = "EXPORT")]
@@ -379,12 +380,12 @@ pub struct AuditTail {
 /// `sallyport audit export`
 #[derive(Debug, Args)]
 pub struct AuditExport {
-    /// From the first record at or after this time: a duration ago (24h, 7d) or RFC 3339.
-    /// Default: the start of the journal.
+    /// Per chain, from its first record at or after this time: a duration ago (24h, 7d) or
+    /// RFC 3339. Default: the start of each chain.
     #[arg(long, value_name = "DURATION|TIME", value_parser = parse::since)]
     pub since: Option<Since>,
-    /// Up to the last record before the first one at or after this time (RFC 3339).
-    /// Default: the journal's head now.
+    /// Per chain, up to the last record before its first one at or after this time (RFC 3339).
+    /// Default: each chain's head now.
     #[arg(long, value_name = "TIME")]
     pub until: Option<Timestamp>,
     /// Write to this file instead of standard output.
@@ -407,6 +408,10 @@ pub struct AuditSearch {
     /// Events of this session.
     #[arg(long, value_parser = parse::filter)]
     pub session: Option<String>,
+    /// Events of this hash chain: a gateway instance, or `(shared)` for the records from
+    /// before per-instance chains (as the CHAIN column shows them).
+    #[arg(long, value_name = "INSTANCE|(shared)", value_parser = parse::chain)]
+    pub chain: Option<String>,
     /// From: a duration ago (1h, 2d) or an RFC 3339 time.
     #[arg(long, value_name = "DURATION|TIME", value_parser = parse::since)]
     pub since: Option<Since>,

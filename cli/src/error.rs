@@ -38,7 +38,7 @@ Exit codes:
   5  conflict (already exists, or not possible in the current state)
   6  request refused by the gateway as invalid
   7  gateway unreachable, TLS failure, or gateway error
-  8  audit verification failed (the journal's hash chain is broken)
+  8  audit verification failed (a hash chain of the journal, or an export, is broken)
 
 Environment:
   SALLYPORT_GATEWAY   gateway URL (https://HOST:PORT)
@@ -107,10 +107,13 @@ pub enum CliError {
         /// What is wrong with it.
         why: String,
     },
-    /// `audit verify` found the chain broken.
-    #[error("BROKEN at seq {seq}: {problem}")]
+    /// `audit verify` found a hash chain broken (the first broken one; the others are listed
+    /// on standard output).
+    #[error("BROKEN in chain {chain} at seq {seq}: {problem}")]
     AuditBroken {
-        /// The first bad sequence number.
+        /// The chain: a gateway instance, or `(shared)`.
+        chain: String,
+        /// The first bad sequence number in that chain.
         seq: u64,
         /// What is wrong there.
         problem: String,
@@ -230,11 +233,12 @@ mod tests {
         assert_eq!(t.exit_code(), EXIT_GATEWAY);
         assert_eq!(t.to_string(), "cannot connect to https://h/: refused");
         let b = CliError::AuditBroken {
+            chain: "gw-a".into(),
             seq: 3,
             problem: "altered".into(),
         };
         assert_eq!(b.exit_code(), EXIT_AUDIT_BROKEN);
-        assert_eq!(b.to_string(), "BROKEN at seq 3: altered");
+        assert_eq!(b.to_string(), "BROKEN in chain gw-a at seq 3: altered");
     }
 
     #[test]

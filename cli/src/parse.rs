@@ -112,6 +112,24 @@ pub fn filter(s: &str) -> Result<String, String> {
     Ok(t.to_owned())
 }
 
+/// An audit chain as the API names it: a gateway instance name, or `(shared)` (as the CLI
+/// shows the shared chain), which the API calls the empty string.
+pub fn chain(s: &str) -> Result<String, String> {
+    let t = s.trim();
+    if t == sallyport_core::audit::export::SHARED_CHAIN_LABEL {
+        return Ok(String::new());
+    }
+    let ok = !t.is_empty()
+        && t.len() <= 64
+        && t.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok {
+        Ok(t.to_owned())
+    } else {
+        Err("a gateway instance name (1-64 characters of A-Z a-z 0-9 - _ .) or (shared)".into())
+    }
+}
+
 /// A session id: a UUID as the gateway writes it (`6f1c0b7e-93a4-4a43-9d3f-6c1b3f7a2e10`).
 pub fn session_id(s: &str) -> Result<String, String> {
     let t = s.trim().to_ascii_lowercase();

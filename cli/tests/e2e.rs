@@ -414,7 +414,7 @@ async fn audit_trail_and_tampering() {
         .admin(&["audit", "search", "--user", "alice", "--since", "1h"])
         .await
         .ok();
-    assert!(table.stdout.starts_with("SEQ "), "{}", table.stdout);
+    assert!(table.stdout.starts_with("CHAIN  SEQ "), "{}", table.stdout);
     assert_eq!(
         table.stdout.lines().count(),
         1 + events.len(),
@@ -422,30 +422,48 @@ async fn audit_trail_and_tampering() {
         table.stdout
     );
 
+    // One line per chain (the dev gateway journals to its instance's chain), then the verdict.
     let verified = h.admin(&["audit", "verify"]).await.ok();
+    let lines: Vec<&str> = verified.stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{}", verified.stdout);
     assert!(
-        verified.stdout.starts_with("OK: ") && verified.stdout.contains(" events, head seq "),
+        lines[0].starts_with(&format!(
+            "chain dev: {total} records, head seq {total}, hash "
+        )) && lines[0].ends_with(", ok"),
         "{}",
         verified.stdout
     );
+    assert_eq!(lines[1], format!("OK: {total} events in 1 chains"));
 
     // Edit one journal row behind the gateway's back.
     tamper(
         &h.gw.database_path(),
-        "UPDATE audit_events SET actor = 'mallory' WHERE seq = 3",
+        "UPDATE audit_events SET actor = 'mallory' WHERE chain = 'dev' AND chain_seq = 3",
     )
     .await;
     let broken = h.admin(&["audit", "verify"]).await;
     assert_eq!(broken.code, 8, "{broken:?}");
     assert!(
-        broken.stderr.starts_with("BROKEN at seq 3: "),
+        broken
+            .stderr
+            .starts_with("BROKEN in chain dev at seq 3: record 3 was altered"),
         "{}",
         broken.stderr
     );
-    assert!(broken.stdout.is_empty(), "{}", broken.stdout);
+    assert!(
+        broken
+            .stdout
+            .starts_with("chain dev: 2 records, head seq 2, hash ")
+            && broken.stdout.contains(", BROKEN in chain dev at seq 3: "),
+        "{}",
+        broken.stdout
+    );
     let json = h.admin(&["audit", "verify", "-o", "json"]).await;
     assert_eq!(json.code, 8, "{json:?}");
-    assert_eq!(json.json()["first_bad_seq"], 3);
+    let json = json.json();
+    assert_eq!(json["ok"], false);
+    assert_eq!(json["chains"][0]["chain"], "dev");
+    assert_eq!(json["chains"][0]["first_bad_seq"], 3);
 
     h.gw.shutdown().await;
 }

@@ -7,7 +7,7 @@ mod login;
 
 use serde::{Deserialize, Serialize};
 
-use crate::audit::{ChainError, Record};
+use crate::audit::{ChainError, ChainHead, Record};
 use crate::model::{
     Fingerprint, GrantId, GrantObject, GrantOptions, GrantStatus, GroupName, Login, PortSpec,
     Protocol, Reason, Role, Subject, TargetAddress, TargetName, UserName, UserState,
@@ -203,9 +203,18 @@ pub struct AuditQuery {
     /// Until (exclusive).
     #[serde(default)]
     pub until: Option<Timestamp>,
-    /// Only records after this sequence number.
+    /// Only records after this journal position (`Record::pos`; pages follow each other this
+    /// way).
     #[serde(default)]
     pub after_seq: Option<u64>,
+    /// Only records of this chain: a gateway instance, or the empty string for the shared chain
+    /// (records from before per-instance chains).
+    #[serde(default)]
+    pub chain: Option<String>,
+    /// With `chain`: only records after this seq of that chain, in the chain's order (a
+    /// chain's records commit in that order, so following a chain this way misses nothing).
+    #[serde(default)]
+    pub after_chain_seq: Option<u64>,
     /// At most this many (default 100, at most 10,000).
     #[serde(default)]
     pub limit: Option<u32>,
@@ -216,33 +225,71 @@ pub struct AuditQuery {
 pub struct AuditPage {
     /// Matching records, oldest first.
     pub events: Vec<Record>,
-    /// Pass as `after_seq` for the next page; absent on the last page.
+    /// Pass as `after_seq` for the next page; absent on the last page. (With `chain` and
+    /// `after_chain_seq`, page on the last record's `seq` instead.)
     pub next_after_seq: Option<u64>,
+}
+
+/// `GET /v1/audit/chains` answer: every chain the journal records a head for.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ChainsView {
+    /// The shared chain (if it has records) first, then one per gateway instance.
+    pub chains: Vec<ChainHeadView>,
+}
+
+/// One chain's recorded head.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ChainHeadView {
+    /// The gateway instance; `None` for the shared chain.
+    pub chain: Option<String>,
+    /// Its last record.
+    pub head: ChainHead,
+}
+
+/// One chain in a `POST /v1/audit/verify` answer.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ChainVerifyView {
+    /// The gateway instance; `None` for the shared chain.
+    pub chain: Option<String>,
+    /// Whether this chain verified.
+    pub ok: bool,
+    /// Records checked.
+    pub count: u64,
+    /// The last good sequence number of the chain.
+    pub head_seq: u64,
+    /// The last good hash.
+    pub head_hash: String,
+    /// The head the journal records for the chain.
+    pub recorded_head: Option<ChainHead>,
+    /// What is broken, if anything.
+    pub error: Option<ChainError>,
+    /// The first broken sequence number of the chain, if any.
+    pub first_bad_seq: Option<u64>,
 }
 
 /// `POST /v1/audit/verify` answer.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct VerifyView {
-    /// Whether the whole journal verified.
+    /// Whether every chain verified.
     pub ok: bool,
-    /// Records checked.
+    /// Records checked, all chains.
     pub count: u64,
-    /// The last good sequence number.
-    pub head_seq: u64,
-    /// The last good hash.
-    pub head_hash: String,
-    /// What is broken, if anything.
-    pub error: Option<ChainError>,
-    /// The first broken sequence number, if any.
-    pub first_bad_seq: Option<u64>,
+    /// One entry per chain: the shared chain first, then each gateway instance's.
+    pub chains: Vec<ChainVerifyView>,
 }
 
 /// `GET /v1/audit/backlog` answer: how far each audit sink is behind the journal.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct BacklogView {
-    /// The journal's last sequence number.
+    /// Records in the journal, all chains: the sum of every chain's head seq (each chain counts
+    /// from 1 without gaps). Per chain: `chains`.
     pub head_seq: u64,
-    /// One entry per sink that has ever run against this journal.
+    /// Every chain's head: the shared chain (if it has records) first, then one per gateway
+    /// instance.
+    #[serde(default)]
+    pub chains: Vec<ChainHeadView>,
+    /// One entry per (sink, chain) that has ever shipped from this journal: a gateway's sink
+    /// ships its own chain, and the shared chain's remaining records.
     pub sinks: Vec<SinkBacklog>,
 }
 
@@ -251,11 +298,14 @@ pub struct BacklogView {
 pub struct SinkBacklog {
     /// `cloudwatch:GROUP:STREAM` or `stdout`.
     pub sink: String,
-    /// Every record up to here is delivered (or quarantined and reported).
+    /// The chain these figures are about: a gateway instance; `None` for the shared chain.
+    #[serde(default)]
+    pub chain: Option<String>,
+    /// Every record of the chain up to this seq is delivered (or quarantined and reported).
     pub checkpoint_seq: u64,
-    /// Records not yet delivered.
+    /// Records of the chain not yet delivered (its head seq minus the checkpoint).
     pub backlog_events: u64,
-    /// Time of the oldest record not yet delivered.
+    /// Time of the chain's oldest record not yet delivered.
     pub oldest_pending: Option<Timestamp>,
     /// Its age in seconds, for alarms.
     pub oldest_age_secs: Option<u64>,

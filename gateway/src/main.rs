@@ -343,6 +343,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let secrets = load_secrets(&config).await?;
             let store = Store::connect(&config.store_url()).await?;
             store.migrate().await?;
+            // Journals into this gateway's chain (beside the running gateway, never the shared one).
+            store.set_instance(&config.instance_name());
             let control = Control::open(store.clone()).await?;
             if store.get_user(&user).await?.is_none() {
                 if !create_admin || !store.list_users().await?.is_empty() {

@@ -1,6 +1,8 @@
 //! At-least-once across a crash: `sallyportd run` is killed with SIGKILL while a batch is in
 //! flight (moto has stored it, the answer is held back by the fault proxy), then started again.
 //! Every journal record reaches CloudWatch, and a record that arrives twice has the same id.
+//! The backlog is in the shared chain (journaled before the gateway had an instance name); the
+//! gateway ships it and its own chain (`gw-kill`) to its stream, each from its own checkpoint.
 
 #![allow(
     clippy::unwrap_used,
@@ -43,12 +45,31 @@ fn start(moto: &MotoServer, config: &str) -> Child {
         .unwrap()
 }
 
-async fn checkpoint_and_head(url: &str) -> (u64, u64) {
+/// The sink's checkpoint and the chain's head, for the shared chain and the gateway's.
+async fn checkpoints_and_heads(url: &str) -> [(u64, u64); 2] {
     let store = Store::connect(url).await.unwrap();
-    let at = store.sink_checkpoint(SINK).await.unwrap();
-    let head = store.journal_head().await.unwrap().seq;
+    let mut out = [(0, 0); 2];
+    for (i, chain) in [None, Some("gw-kill")].into_iter().enumerate() {
+        let at = store.sink_checkpoint(SINK, chain).await.unwrap();
+        let head = store.chain_head(chain).await.unwrap().map_or(0, |h| h.seq);
+        out[i] = (at, head);
+    }
     store.close().await;
-    (at, head)
+    out
+}
+
+/// Every copy that arrived, by (chain, seq); parts of split events joined.
+fn by_chain_seq(
+    events: &[(i64, serde_json::Value)],
+) -> BTreeMap<(Option<String>, u64), Vec<serde_json::Value>> {
+    let mut out: BTreeMap<(Option<String>, u64), Vec<serde_json::Value>> = BTreeMap::new();
+    for (seq, copies) in cloudwatch::by_seq(events).unwrap() {
+        for c in copies {
+            let chain = c.get("chain").and_then(|v| v.as_str()).map(str::to_owned);
+            out.entry((chain, seq)).or_default().push(c);
+        }
+    }
+    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -142,7 +163,8 @@ async fn killed_mid_shipping_and_restarted_delivers_everything() {
     }
     first.kill().unwrap(); // SIGKILL
     first.wait().unwrap();
-    let (at, head) = checkpoint_and_head(&url).await;
+    let [(at, head), _] = checkpoints_and_heads(&url).await;
+    assert_eq!(head, PRELOADED as u64, "the backlog is the shared chain");
     assert!(
         at < head,
         "killed mid-shipping: checkpoint {at}, head {head}"
@@ -152,13 +174,13 @@ async fn killed_mid_shipping_and_restarted_delivers_everything() {
     let mut second = start(&moto, cfg);
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        let (at, head) = checkpoint_and_head(&url).await;
-        if at == head && at > PRELOADED as u64 {
+        let [(at, head), (own_at, own_head)] = checkpoints_and_heads(&url).await;
+        if at == head && own_at == own_head && own_at > 0 {
             break;
         }
         assert!(
             Instant::now() < deadline,
-            "never caught up: checkpoint {at}, head {head}"
+            "never caught up: checkpoint {at}, head {head}; own chain {own_at} of {own_head}"
         );
         assert!(
             second.try_wait().unwrap().is_none(),
@@ -176,18 +198,20 @@ async fn killed_mid_shipping_and_restarted_delivers_everything() {
     let records = store.journal_after(0, 1_000_000).await.unwrap();
     store.close().await;
     let events = cloudwatch::events(&direct, GROUP, "gw-kill").await.unwrap();
-    let by_seq = cloudwatch::by_seq(&events).unwrap();
-    let ids: BTreeMap<u64, &str> = records.iter().map(|r| (r.seq, r.id.as_str())).collect();
-    // Everything up to the stop record's predecessor at least; the stop itself is drained too.
+    let by_seq = by_chain_seq(&events);
+    // Every record of both chains; the stop record (journaled at shutdown) is drained too.
+    assert!(records
+        .iter()
+        .any(|r| r.chain.as_deref() == Some("gw-kill")));
     for r in &records {
         let copies = by_seq
-            .get(&r.seq)
-            .unwrap_or_else(|| panic!("seq {} ({}) never arrived", r.seq, r.event));
+            .get(&(r.chain.clone(), r.seq))
+            .unwrap_or_else(|| panic!("{:?} seq {} ({}) never arrived", r.chain, r.seq, r.event));
         for c in copies {
             assert_eq!(
-                c["id"], ids[&r.seq],
-                "a duplicate of seq {} with another id",
-                r.seq
+                c["id"], r.id,
+                "a duplicate of {:?} seq {} with another id",
+                r.chain, r.seq
             );
         }
     }

@@ -136,7 +136,7 @@ async fn main() {
         let cpu = cpu_seconds();
         let rate = ingest(&s, 200_000, 4, base).await;
         let cpu = cpu_seconds() - cpu;
-        assert_eq!(s.verify_journal().await.unwrap().error, None);
+        assert_eq!(s.verify_journal().await.unwrap().error(), None);
         println!(
             "round {round}: 200,000 events from 4 producers: {rate:.0} events/s \
              ({:.0} events per CPU-second of this process, {cpu:.1} CPU-s)",
@@ -180,7 +180,7 @@ async fn main() {
         rx,
     );
     let sink = "cloudwatch:/bench:gw-bench";
-    while s.sink_checkpoint(sink).await.unwrap() < shipped as u64 {
+    while s.sink_checkpoint(sink, s.instance()).await.unwrap() < shipped as u64 {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let secs = began.elapsed().as_secs_f64();

@@ -1,7 +1,9 @@
 //! Shipping the journal to CloudWatch Logs served by a harness-started `moto_server`, with a
 //! fault-injecting proxy in between: complete and in order, CloudWatch down and back,
 //! throttling and 5xx retried, invalid input not resent as is, rejected events reported; and
-//! the stdout (JSON lines) sink resuming from its checkpoint.
+//! the stdout (JSON lines) sink resuming from its checkpoint. The store has no instance name
+//! (it ships the shared chain) unless a test gives it one (it ships its own chain, and reports
+//! name that chain).
 
 #![allow(
     clippy::unwrap_used,
@@ -50,12 +52,20 @@ struct World {
 }
 
 async fn world() -> World {
+    world_of(None).await
+}
+
+/// A world whose store journals to (and ships) `instance`'s chain, or the shared chain.
+async fn world_of(instance: Option<&str>) -> World {
     aws_environment();
     let dir = tempfile::tempdir().unwrap();
     let store = Store::connect(&format!("sqlite://{}", dir.path().join("j.db").display()))
         .await
         .unwrap();
     store.migrate().await.unwrap();
+    if let Some(name) = instance {
+        store.set_instance(name);
+    }
     let (writer, _task) = JournalWriter::spawn(store.clone());
     let moto = MotoServer::start().unwrap();
     let proxy = FaultProxy::start(&moto.endpoint_url()).await.unwrap();
@@ -118,13 +128,17 @@ impl World {
         self.store.journal_head().await.unwrap().seq
     }
 
-    /// Waits until the sink's checkpoint reaches the journal's head (which may grow as
-    /// reports are journaled) and stays there.
+    /// Waits until the sink's checkpoint in the store's chain reaches that chain's head (which
+    /// may grow as reports are journaled).
     async fn wait_shipped(&self, sink: &str, within: Duration) {
         let deadline = Instant::now() + within;
         loop {
             let head = self.head().await;
-            let at = self.store.sink_checkpoint(sink).await.unwrap();
+            let at = self
+                .store
+                .sink_checkpoint(sink, self.store.instance())
+                .await
+                .unwrap();
             if at == head {
                 return;
             }
@@ -310,7 +324,7 @@ async fn invalid_parameter_is_not_resent_and_a_refused_event_is_reported() {
     w.wait_shipped(SINK, Duration::from_secs(30)).await;
     let status = &w.store.sink_statuses().await.unwrap()[0];
     assert_eq!(status.rejected, 1);
-    let q = w.store.quarantined(SINK, 10).await.unwrap();
+    let q = w.store.quarantined(SINK, None, 10).await.unwrap();
     assert_eq!((q[0].seq, q[0].reason.as_str()), (refused.seq, "invalid"));
     let report = w
         .records()
@@ -320,6 +334,7 @@ async fn invalid_parameter_is_not_resent_and_a_refused_event_is_reported() {
         .expect("an audit.ship.rejected record");
     assert_eq!(report.data["first_seq"], refused.seq);
     assert_eq!(report.data["reason"], "invalid");
+    assert_eq!(report.data["chain"], Value::Null, "the shared chain");
     let arrived = cloudwatch::by_seq(&w.stream().await).unwrap();
     assert!(!arrived.contains_key(&refused.seq));
     assert!(
@@ -332,15 +347,33 @@ async fn invalid_parameter_is_not_resent_and_a_refused_event_is_reported() {
 
 #[tokio::test]
 async fn rejected_log_events_info_is_recorded_as_an_event_and_a_count() {
-    let w = world().await;
+    // A gateway's own chain: the quarantine list and the report name it.
+    let w = world_of(Some("gw-test")).await;
     w.journal(4).await; // 5 events, one batch
     w.proxy.inject("PutLogEvents", [Fault::RejectTooNew(2)]);
     let (stop, rx) = watch::channel(false);
     let task = w.ship(&rx);
     w.wait_shipped(SINK, Duration::from_secs(30)).await;
-    let status = &w.store.sink_statuses().await.unwrap()[0];
+    let statuses = w.store.sink_statuses().await.unwrap();
+    assert_eq!(
+        statuses.len(),
+        1,
+        "the empty shared chain gets no row: {statuses:?}"
+    );
+    let status = &statuses[0];
+    assert_eq!(status.chain.as_deref(), Some("gw-test"));
     assert_eq!(status.rejected, 3, "indexes 2, 3 and 4 of the batch");
-    let q = w.store.quarantined(SINK, 10).await.unwrap();
+    assert!(w
+        .store
+        .quarantined(SINK, None, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    let q = w
+        .store
+        .quarantined(SINK, Some("gw-test"), 10)
+        .await
+        .unwrap();
     assert_eq!(q.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![3, 4, 5]);
     assert!(q.iter().all(|e| e.reason == "too_new"));
     let report = w
@@ -356,6 +389,11 @@ async fn rejected_log_events_info_is_recorded_as_an_event_and_a_count() {
             &report.data["last_seq"]
         ),
         (&Value::from(3), &Value::from(3), &Value::from(5))
+    );
+    assert_eq!(
+        (report.chain.as_deref(), &report.data["chain"]),
+        (Some("gw-test"), &Value::from("gw-test")),
+        "journaled in the gateway's chain, about seqs of that chain"
     );
     assert_eq!(status.delivered, 3, "two events and the report");
     stop.send(true).unwrap();
@@ -432,7 +470,7 @@ async fn creates_the_log_group_only_when_asked() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(
         w.store
-            .sink_checkpoint("cloudwatch:/missing:gw-test")
+            .sink_checkpoint("cloudwatch:/missing:gw-test", None)
             .await
             .unwrap(),
         0

@@ -182,6 +182,6 @@ async fn a_database_outage_keeps_the_last_snapshot_then_fails_closed_and_loses_n
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let verified = ha.ca().store().verify_journal().await.unwrap();
-    assert_eq!(verified.error, None, "{verified:?}");
+    assert_eq!(verified.error(), None, "{verified:?}");
     ha.shutdown().await;
 }

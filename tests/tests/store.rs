@@ -317,8 +317,8 @@ async fn journal_records_every_change(b: Backend) {
     }
     assert_eq!(records[2].data["grant"], g.id.to_string());
     let outcome = c.store().verify_journal().await.unwrap();
-    assert_eq!(outcome.error, None);
-    assert_eq!(outcome.summary.count, 6);
+    assert_eq!(outcome.error(), None);
+    assert_eq!(outcome.count(), 6);
 }
 
 async fn journal_search_filters(b: Backend) {
@@ -412,14 +412,21 @@ async fn tampering_is_named(b: Backend) {
             .await
             .unwrap();
     }
-    assert_eq!(c.store().verify_journal().await.unwrap().error, None);
+    assert_eq!(c.store().verify_journal().await.unwrap().error(), None);
 
     raw(
         &b,
         "UPDATE audit_events SET actor = 'mallory' WHERE seq = 4",
     )
     .await;
-    let e = c.store().verify_journal().await.unwrap().error.unwrap();
+    let e = c
+        .store()
+        .verify_journal()
+        .await
+        .unwrap()
+        .error()
+        .cloned()
+        .unwrap();
     assert_eq!(e, ChainError::Altered { seq: 4 });
     assert_eq!(e.first_bad_seq(), 4);
     raw(
@@ -428,7 +435,7 @@ async fn tampering_is_named(b: Backend) {
     )
     .await;
     assert_eq!(
-        c.store().verify_journal().await.unwrap().error,
+        c.store().verify_journal().await.unwrap().error(),
         None,
         "restoring the row restores the chain"
     );
@@ -439,7 +446,7 @@ async fn tampering_is_named(b: Backend) {
             .verify_journal()
             .await
             .unwrap()
-            .error
+            .error()
             .unwrap()
             .first_bad_seq(),
         3
@@ -447,7 +454,14 @@ async fn tampering_is_named(b: Backend) {
 
     let c2 = b.control().await.unwrap();
     raw(&b, "DELETE FROM audit_events WHERE seq >= 3").await;
-    let e = c2.store().verify_journal().await.unwrap().error.unwrap();
+    let e = c2
+        .store()
+        .verify_journal()
+        .await
+        .unwrap()
+        .error()
+        .cloned()
+        .unwrap();
     assert!(
         matches!(
             e,
@@ -557,8 +571,8 @@ async fn concurrent_writers_keep_one_chain(b: Backend) {
         t.await.unwrap().unwrap();
     }
     let outcome = c.store().verify_journal().await.unwrap();
-    assert_eq!(outcome.error, None);
-    assert_eq!(outcome.summary.count, 21);
+    assert_eq!(outcome.error(), None);
+    assert_eq!(outcome.count(), 21);
 }
 
 #[tokio::test]
@@ -570,7 +584,7 @@ async fn postgres_over_verified_tls() {
     store.migrate().await.unwrap();
     let c = Control::open(store).await.unwrap();
     seed_admin(&c).await;
-    assert_eq!(c.store().verify_journal().await.unwrap().summary.count, 1);
+    assert_eq!(c.store().verify_journal().await.unwrap().count(), 1);
 
     // The same server, but trusting another CA: the connection must be refused.
     let other = rcgen::KeyPair::generate().unwrap();
@@ -623,8 +637,8 @@ async fn two_gateways_on_one_database_keep_one_chain(b: Backend) {
         t.await.unwrap().unwrap();
     }
     let outcome = other.store().verify_journal().await.unwrap();
-    assert_eq!(outcome.error, None);
-    assert_eq!(outcome.summary.count, 17);
+    assert_eq!(outcome.error(), None);
+    assert_eq!(outcome.count(), 17);
 }
 
 async fn failed_policy_reload_fails_closed(b: Backend) {
@@ -712,8 +726,8 @@ async fn reserved_and_busy_verify(b: Backend) {
         })
     };
     for _ in 0..10 {
-        assert_eq!(c.store().verify_journal().await.unwrap().error, None);
+        assert_eq!(c.store().verify_journal().await.unwrap().error(), None);
     }
     writer.await.unwrap();
-    assert_eq!(c.store().verify_journal().await.unwrap().error, None);
+    assert_eq!(c.store().verify_journal().await.unwrap().error(), None);
 }

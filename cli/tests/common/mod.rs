@@ -93,6 +93,32 @@ impl Harness {
         }
     }
 
+    /// A dev gateway on another store (PostgreSQL), journaling as `store.instance`.
+    // Used by audit_tools.rs only; e2e.rs uses the rest of this module.
+    #[allow(dead_code)]
+    pub async fn start_with_store(store: sallyport_gateway::dev::DevStore) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let gw = DevGateway::start_with_store(
+            DevOptions {
+                state_dir: dir.path().to_path_buf(),
+                api_listen: "127.0.0.1:0".parse().unwrap(),
+                ssh_listen: "127.0.0.1:0".parse().unwrap(),
+            },
+            sallyport_gateway::dev::DevSshLimits::default(),
+            Some(store),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("dev gateway: {e}"));
+        let (url, ca, admin) = (gw.api_url(), gw.ca_cert_path(), gw.admin_token());
+        Self {
+            gw,
+            url,
+            ca,
+            admin,
+            _dir: dir,
+        }
+    }
+
     /// Runs `sallyport ARGS` with this gateway, its CA and `token` in the environment only.
     pub async fn run_as(&self, token: Option<&str>, args: &[&str]) -> Run {
         self.run_with(&self.url, &self.ca, token, args).await

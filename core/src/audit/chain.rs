@@ -24,6 +24,11 @@ pub struct Record {
     pub chain: Option<String>,
     /// Position in its chain, from 1, without gaps.
     pub seq: u64,
+    /// Where the record sits in the journal across all chains (the store's position: search,
+    /// tail and export page on it). Set on records read from or appended to a store; not hashed,
+    /// so it proves nothing on its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pos: Option<u64>,
     /// The event's unique id.
     pub id: String,
     /// When it happened.
@@ -137,6 +142,7 @@ impl ChainHead {
         let mut r = Record {
             chain: chain.map(str::to_owned),
             seq: self.seq + 1,
+            pos: None,
             id: event.id.to_string(),
             time: event.time,
             event: event.kind.name().to_owned(),

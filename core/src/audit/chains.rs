@@ -55,6 +55,18 @@ impl ChainSet {
         }
     }
 
+    /// Marks `chain` broken at a record that cannot even be read back (its stored fields no
+    /// longer decode: edited by hand), unless it is broken already.
+    pub fn fail(&mut self, chain: Option<String>, error: ChainError) {
+        let (_, e) = self
+            .chains
+            .entry(chain)
+            .or_insert_with(|| (Verifier::from_genesis(), None));
+        if e.is_none() {
+            *e = Some(error);
+        }
+    }
+
     /// Whether the chain has already been found broken (its further records need not be read).
     pub fn is_broken(&self, chain: &Option<String>) -> bool {
         self.chains.get(chain).is_some_and(|(_, e)| e.is_some())

@@ -203,13 +203,17 @@ pub enum EventKind {
     ShipRejected {
         /// The sink (`cloudwatch:GROUP:STREAM`).
         sink: String,
+        /// The chain the events belong to: a gateway instance, `None` for the shared chain
+        /// (since version 2; absent means the shared chain).
+        #[serde(default)]
+        chain: Option<String>,
         /// Why: `too_new`, `too_old`, `expired` or `invalid`.
         reason: String,
         /// How many events.
         count: u64,
-        /// The lowest journal sequence number among them.
+        /// The lowest sequence number among them, in `chain`.
         first_seq: u64,
-        /// The highest journal sequence number among them.
+        /// The highest sequence number among them, in `chain`.
         last_seq: u64,
     },
     /// Events were not shipped to a sink because the service would refuse them (too old or too
@@ -218,13 +222,16 @@ pub enum EventKind {
     ShipQuarantined {
         /// The sink.
         sink: String,
+        /// The chain the events belong to (since version 2; absent means the shared chain).
+        #[serde(default)]
+        chain: Option<String>,
         /// `too_old` or `too_new`.
         reason: String,
         /// How many events.
         count: u64,
-        /// The lowest journal sequence number among them.
+        /// The lowest sequence number among them, in `chain`.
         first_seq: u64,
-        /// The highest journal sequence number among them.
+        /// The highest sequence number among them, in `chain`.
         last_seq: u64,
     },
     /// An SSH client authenticated (jump mode).

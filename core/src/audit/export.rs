@@ -1,18 +1,44 @@
-//! The export file: a run of journal records as JSON lines between two anchors, checkable
-//! offline (`sallyport audit export` writes it, `sallyport audit verify --file` checks it).
+//! The export file: runs of journal records as JSON lines between anchors, one run per chain,
+//! checkable offline (`sallyport audit export` writes it, `sallyport audit verify --file`
+//! checks it).
 //!
 //! ```text
-//!  {"sallyport_export":1,"anchor":{"seq":41,"hash":"…"},"since":…,"until":…,"head":{…}}
-//!  {"seq":42,"id":"…","prev_hash":"<anchor hash>","hash":"…",…}      one Record per line
+//!  {"sallyport_export":2,"anchors":[{"chain":null,"seq":41,"hash":"…"},
+//!                                   {"chain":"gw-a","seq":0,"hash":"000…"}],
+//!   "since":…,"until":…,"heads":[{"chain":…,"seq":…,"hash":…},…],"exported_at":…}
+//!  {"seq":42,"pos":42,"id":"…","prev_hash":"<shared anchor hash>",…}   one Record per line,
+//!  {"chain":"gw-a","seq":1,"pos":57,"id":"…","prev_hash":"000…",…}     chains interleaved
 //!  …
-//!  {"sallyport_export_end":{"count":N,"last":{"seq":41+N,"hash":"…"}}}
+//!  {"sallyport_export_end":{"count":N,"chains":[{"chain":null,"count":n1,"last":{…}},…]}}
 //! ```
 //!
-//! The start anchor is the record just before the run (seq and hash), the end anchor the run's
-//! last record. Between them the records must form an unbroken chain, so removing, editing,
-//! reordering or appending a line is detected; comparing the anchors with another copy (a
-//! previous export, CloudWatch's `seq`/`hash` fields, `audit verify` on the gateway) ties the run
-//! to the journal.
+//! The journal holds one hash chain per gateway instance, plus the closed *shared* chain of
+//! records from before per-instance chains (`Record::chain` is `None`, written `null` in the
+//! header and trailer and left out of records). Each chain in the file has an anchor in the
+//! header (the record just before its run: seq and hash; seq 0 and the genesis hash when the
+//! run starts at the chain's first record) and an entry in the end line (its record count and
+//! last record). Records are written in journal position order, so chains interleave; the
+//! verifier follows each chain on its own, so it accepts any interleaving (positions are not
+//! hashed and prove nothing) but within a chain the records must form an unbroken run from its
+//! anchor to its end entry. Removing, editing, reordering or appending a record, moving it to
+//! another chain or cutting a chain short is detected and named with the chain. Comparing the
+//! anchors and ends with another copy (a previous export, CloudWatch's `chain`/`seq`/`hash`
+//! fields, the gateway's `audit verify`) ties the runs to the journal.
+//!
+//! # Which records a window holds
+//!
+//! For `[since, until)`, per chain (each chain on its own, in its own order): the run starts at
+//! the chain's first record whose time is at or after `since` (its first record without
+//! `since`) and ends before the first record after that whose time is at or after `until`, or
+//! at the chain's head when the export started. Every record between is included even when its
+//! time lies outside the window: an event journaled late from a gateway's local spool (after a
+//! database outage) can carry an older time than its neighbours, and a run that skipped it
+//! would no longer link. A chain with no record in the window is left out of the file.
+//!
+//! Version 1 files (one shared chain: a single `anchor` and `head` in the header, `count` and
+//! `last` in the end line) still verify.
+
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -20,36 +46,103 @@ use super::chain::{ChainError, ChainHead, Record, Verifier};
 use crate::time::Timestamp;
 
 /// The format version written in the header.
-pub const EXPORT_VERSION: u32 = 1;
+pub const EXPORT_VERSION: u32 = 2;
+
+/// The earlier format (a single shared chain), still verified.
+pub const EXPORT_VERSION_SINGLE_CHAIN: u32 = 1;
+
+/// How a chain is named to people: its instance, or `(shared)` for the shared chain (no
+/// instance name has parentheses, so the label cannot be mistaken for one).
+pub fn chain_label(chain: Option<&str>) -> &str {
+    chain.unwrap_or(SHARED_CHAIN_LABEL)
+}
+
+/// [`chain_label`] of the shared chain.
+pub const SHARED_CHAIN_LABEL: &str = "(shared)";
+
+/// A chain and a place in it (an anchor, or a head).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainMark {
+    /// The gateway instance; `null` for the shared chain.
+    #[serde(default)]
+    pub chain: Option<String>,
+    /// Sequence number in the chain (0: before its first record).
+    pub seq: u64,
+    /// That record's hash (the genesis hash for seq 0).
+    pub hash: String,
+}
+
+impl ChainMark {
+    /// `head` of `chain`.
+    pub fn new(chain: Option<String>, head: ChainHead) -> Self {
+        Self {
+            chain,
+            seq: head.seq,
+            hash: head.hash,
+        }
+    }
+
+    /// The place without the chain's name.
+    pub fn head(&self) -> ChainHead {
+        ChainHead {
+            seq: self.seq,
+            hash: self.hash.clone(),
+        }
+    }
+}
 
 /// The first line.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExportHeader {
-    /// [`EXPORT_VERSION`].
+    /// [`EXPORT_VERSION`] (or [`EXPORT_VERSION_SINGLE_CHAIN`] in older files).
     pub sallyport_export: u32,
-    /// The record before the first one exported (seq 0 and the genesis hash at the start).
-    pub anchor: ChainHead,
+    /// Version 1 only: the record before the first one exported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anchor: Option<ChainHead>,
+    /// Version 2: per chain in the file, the record before its first exported record.
+    #[serde(default)]
+    pub anchors: Vec<ChainMark>,
     /// The window asked for.
     #[serde(default)]
     pub since: Option<Timestamp>,
     /// The window asked for (exclusive).
     #[serde(default)]
     pub until: Option<Timestamp>,
-    /// The journal's head when the export was made.
-    #[serde(default)]
+    /// Version 1 only: the journal's head when the export was made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub head: Option<ChainHead>,
+    /// Version 2: every chain's recorded head when the export was made (also chains with
+    /// nothing in the window).
+    #[serde(default)]
+    pub heads: Vec<ChainMark>,
     /// When the export was made.
     #[serde(default)]
     pub exported_at: Option<Timestamp>,
 }
 
+/// One chain's entry in the last line.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainEnd {
+    /// The gateway instance; `null` for the shared chain.
+    #[serde(default)]
+    pub chain: Option<String>,
+    /// Records of the chain in the file.
+    pub count: u64,
+    /// Its last record (the anchor again when the file holds none).
+    pub last: ChainHead,
+}
+
 /// The last line's content.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExportEnd {
-    /// Records in the file.
+    /// Records in the file, all chains.
     pub count: u64,
-    /// The last record (the anchor again when the file holds none).
-    pub last: ChainHead,
+    /// Version 1 only: the last record (the anchor again when the file holds none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last: Option<ChainHead>,
+    /// Version 2: one entry per anchored chain.
+    #[serde(default)]
+    pub chains: Vec<ChainEnd>,
 }
 
 /// The last line.
@@ -59,15 +152,28 @@ pub struct ExportTrailer {
     pub sallyport_export_end: ExportEnd,
 }
 
-/// What a verified export covers.
+/// What a verified export covers in one chain.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ExportSummary {
+pub struct ChainExportSummary {
+    /// The gateway instance; `None` for the shared chain.
+    pub chain: Option<String>,
     /// Records checked.
     pub count: u64,
     /// The record before the first.
     pub anchor: ChainHead,
     /// The last record.
     pub last: ChainHead,
+}
+
+/// What a verified export covers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExportSummary {
+    /// The file's format version.
+    pub version: u32,
+    /// Records checked, all chains.
+    pub count: u64,
+    /// Per chain, in chain order (the shared chain first).
+    pub chains: Vec<ChainExportSummary>,
 }
 
 /// Why an export does not verify.
@@ -82,23 +188,40 @@ pub enum ExportError {
         /// What is wrong.
         why: String,
     },
-    /// The records do not form an unbroken chain.
-    #[error(transparent)]
-    Chain(#[from] ChainError),
-    /// The first record does not follow the start anchor.
-    #[error("record {seq} does not follow the export's anchor (record {anchor})")]
+    /// A chain's records do not form an unbroken run.
+    #[error("in chain {} at seq {}: {error}", chain_label(.chain.as_deref()), .error.first_bad_seq())]
+    Chain {
+        /// The chain.
+        chain: Option<String>,
+        /// How it is broken.
+        error: ChainError,
+    },
+    /// A chain's first record does not follow its anchor.
+    #[error("in chain {} at seq {seq}: the chain's first record does not follow its anchor (record {anchor})", chain_label(.chain.as_deref()))]
     Anchor {
+        /// The chain.
+        chain: Option<String>,
         /// The first record.
         seq: u64,
         /// The anchor's sequence number.
         anchor: u64,
     },
+    /// A record of a chain the header has no anchor for.
+    #[error("in chain {} at seq {seq}: the header has no anchor for this chain", chain_label(.chain.as_deref()))]
+    Unanchored {
+        /// The record's chain.
+        chain: Option<String>,
+        /// The record.
+        seq: u64,
+    },
     /// The file ends without its last line: records were cut off the end.
     #[error("the export has no end line: records were removed from the end")]
     MissingEnd,
-    /// The end line does not match the records.
-    #[error("the end line says {expected_count} records ending at {expected_seq}, the file has {count} ending at {seq}")]
+    /// A chain's entry in the end line does not match its records.
+    #[error("in chain {}: the end line says {expected_count} records ending at seq {expected_seq}, the file has {count} ending at seq {seq}", chain_label(.chain.as_deref()))]
     End {
+        /// The chain.
+        chain: Option<String>,
         /// Records announced.
         expected_count: u64,
         /// Last seq announced.
@@ -108,17 +231,75 @@ pub enum ExportError {
         /// Last seq found.
         seq: u64,
     },
+    /// The header and the end line do not name the same chains.
+    #[error("in chain {}: {why}", chain_label(.chain.as_deref()))]
+    Chains {
+        /// The chain.
+        chain: Option<String>,
+        /// What is missing where.
+        why: &'static str,
+    },
+    /// The end line's total does not match the records.
+    #[error("the end line says {expected} records in all, the file has {count}")]
+    Count {
+        /// Records announced.
+        expected: u64,
+        /// Records found.
+        count: u64,
+    },
 }
 
 impl ExportError {
-    /// The first sequence number at which the export is broken, if one can be named.
+    /// The first sequence number (in [`ExportError::chain`]) at which the export is broken, if
+    /// one can be named.
     pub fn first_bad_seq(&self) -> Option<u64> {
         match self {
-            ExportError::Chain(e) => Some(e.first_bad_seq()),
-            ExportError::Anchor { seq, .. } => Some(*seq),
+            ExportError::Chain { error, .. } => Some(error.first_bad_seq()),
+            ExportError::Anchor { seq, .. } | ExportError::Unanchored { seq, .. } => Some(*seq),
             ExportError::End { seq, .. } => Some(seq.saturating_add(1)),
-            ExportError::Malformed { .. } | ExportError::MissingEnd => None,
+            ExportError::Malformed { .. }
+            | ExportError::MissingEnd
+            | ExportError::Chains { .. }
+            | ExportError::Count { .. } => None,
         }
+    }
+
+    /// The chain the problem is in, if it is in one (`Some(None)`: the shared chain).
+    pub fn chain(&self) -> Option<Option<&str>> {
+        match self {
+            ExportError::Chain { chain, .. }
+            | ExportError::Anchor { chain, .. }
+            | ExportError::Unanchored { chain, .. }
+            | ExportError::End { chain, .. }
+            | ExportError::Chains { chain, .. } => Some(chain.as_deref()),
+            ExportError::Malformed { .. } | ExportError::MissingEnd | ExportError::Count { .. } => {
+                None
+            }
+        }
+    }
+}
+
+/// One chain's run while it is being checked.
+#[derive(Debug)]
+struct Run {
+    anchor: ChainHead,
+    verifier: Verifier,
+    last: Option<ChainHead>,
+    count: u64,
+}
+
+impl Run {
+    fn new(anchor: ChainHead) -> Self {
+        Self {
+            anchor,
+            verifier: Verifier::from_anchor(),
+            last: None,
+            count: 0,
+        }
+    }
+
+    fn last(&self) -> ChainHead {
+        self.last.clone().unwrap_or_else(|| self.anchor.clone())
     }
 }
 
@@ -126,9 +307,8 @@ impl ExportError {
 #[derive(Debug)]
 pub struct ExportVerifier {
     line: usize,
-    header: Option<ExportHeader>,
-    chain: Option<Verifier>,
-    last: Option<ChainHead>,
+    version: Option<u32>,
+    runs: BTreeMap<Option<String>, Run>,
     count: u64,
     end: Option<ExportEnd>,
 }
@@ -144,9 +324,8 @@ impl ExportVerifier {
     pub fn new() -> Self {
         Self {
             line: 0,
-            header: None,
-            chain: Some(Verifier::from_anchor()),
-            last: None,
+            version: None,
+            runs: BTreeMap::new(),
             count: 0,
             end: None,
         }
@@ -163,65 +342,234 @@ impl ExportVerifier {
         if self.end.is_some() {
             return Err(malformed("text after the end line".into()));
         }
-        let Some(header) = &self.header else {
+        if self.version.is_none() {
             let h: ExportHeader = serde_json::from_str(text)
                 .map_err(|e| malformed(format!("not an export header: {e}")))?;
-            if h.sallyport_export != EXPORT_VERSION {
-                return Err(malformed(format!(
-                    "export format {} is not supported (expected {EXPORT_VERSION})",
-                    h.sallyport_export
-                )));
-            }
-            self.header = Some(h);
+            self.runs = header_runs(h.sallyport_export, h.anchor, h.anchors).map_err(malformed)?;
+            self.version = Some(h.sallyport_export);
             return Ok(());
-        };
+        }
         if text.contains("\"sallyport_export_end\"") {
             let t: ExportTrailer = serde_json::from_str(text)
                 .map_err(|e| malformed(format!("not an end line: {e}")))?;
-            self.end = Some(t.sallyport_export_end);
+            let end = t.sallyport_export_end;
+            let v1 = self.version == Some(EXPORT_VERSION_SINGLE_CHAIN);
+            if v1 && (end.last.is_none() || !end.chains.is_empty()) {
+                return Err(malformed(
+                    "a version 1 end line has `last` and no `chains`".into(),
+                ));
+            }
+            if !v1 && end.last.is_some() {
+                return Err(malformed(
+                    "a version 2 end line has `chains`, not `last`".into(),
+                ));
+            }
+            self.end = Some(end);
             return Ok(());
         }
         let record: Record =
             serde_json::from_str(text).map_err(|e| malformed(format!("not a record: {e}")))?;
-        let expected = self.last.as_ref().unwrap_or(&header.anchor);
-        if self.last.is_none()
-            && (record.seq != expected.seq.saturating_add(1) || record.prev_hash != expected.hash)
+        let Some(run) = self.runs.get_mut(&record.chain) else {
+            return Err(ExportError::Unanchored {
+                chain: record.chain,
+                seq: record.seq,
+            });
+        };
+        if run.last.is_none()
+            && (record.seq != run.anchor.seq.saturating_add(1)
+                || record.prev_hash != run.anchor.hash)
         {
             return Err(ExportError::Anchor {
                 seq: record.seq,
-                anchor: header.anchor.seq,
+                anchor: run.anchor.seq,
+                chain: record.chain,
             });
         }
-        if let Some(v) = self.chain.as_mut() {
-            v.push(&record)?;
+        if let Err(error) = run.verifier.push(&record) {
+            return Err(ExportError::Chain {
+                chain: record.chain,
+                error,
+            });
         }
-        self.last = Some(ChainHead::from(&record));
+        run.last = Some(ChainHead::from(&record));
+        run.count += 1;
         self.count += 1;
         Ok(())
     }
 
-    /// After the last line: the end line must be there and match.
+    /// After the last line: the end line must be there and match every chain.
     pub fn finish(self) -> Result<ExportSummary, ExportError> {
-        let header = self.header.ok_or(ExportError::Malformed {
+        let version = self.version.ok_or(ExportError::Malformed {
             line: 1,
             why: "empty file: no export header".into(),
         })?;
         let end = self.end.ok_or(ExportError::MissingEnd)?;
-        let last = self.last.unwrap_or_else(|| header.anchor.clone());
-        if end.count != self.count || end.last != last {
-            return Err(ExportError::End {
-                expected_count: end.count,
-                expected_seq: end.last.seq,
+        let mut announced: BTreeMap<Option<String>, ChainEnd> = BTreeMap::new();
+        match end.last {
+            Some(last) => {
+                announced.insert(
+                    None,
+                    ChainEnd {
+                        chain: None,
+                        count: end.count,
+                        last,
+                    },
+                );
+            }
+            None => {
+                for c in end.chains {
+                    let chain = c.chain.clone();
+                    if announced.insert(chain.clone(), c).is_some() {
+                        return Err(ExportError::Chains {
+                            chain,
+                            why: "the end line names the chain twice",
+                        });
+                    }
+                }
+            }
+        }
+        let mut chains = Vec::with_capacity(self.runs.len());
+        for (chain, run) in self.runs {
+            let last = run.last();
+            let Some(said) = announced.remove(&chain) else {
+                return Err(ExportError::Chains {
+                    chain,
+                    why: "the chain has an anchor but no entry in the end line: the end line was altered",
+                });
+            };
+            if said.count != run.count || said.last != last {
+                return Err(ExportError::End {
+                    chain,
+                    expected_count: said.count,
+                    expected_seq: said.last.seq,
+                    count: run.count,
+                    seq: last.seq,
+                });
+            }
+            chains.push(ChainExportSummary {
+                chain,
+                count: run.count,
+                anchor: run.anchor,
+                last,
+            });
+        }
+        if let Some((chain, _)) = announced.into_iter().next() {
+            return Err(ExportError::Chains {
+                chain,
+                why: "the end line names a chain the header has no anchor for",
+            });
+        }
+        if end.count != self.count {
+            return Err(ExportError::Count {
+                expected: end.count,
                 count: self.count,
-                seq: last.seq,
             });
         }
         Ok(ExportSummary {
+            version,
             count: self.count,
-            anchor: header.anchor,
-            last,
+            chains,
         })
     }
+}
+
+/// The writer's half: tallies the records written, per chain, for the end line.
+#[derive(Clone, Debug, Default)]
+pub struct ExportTally {
+    chains: BTreeMap<Option<String>, ChainEnd>,
+    count: u64,
+}
+
+impl ExportTally {
+    /// For a file with these anchors (each chain starts at its anchor, with no records).
+    pub fn new(anchors: &[ChainMark]) -> Self {
+        let chains = anchors
+            .iter()
+            .map(|a| {
+                let end = ChainEnd {
+                    chain: a.chain.clone(),
+                    count: 0,
+                    last: a.head(),
+                };
+                (a.chain.clone(), end)
+            })
+            .collect();
+        Self { chains, count: 0 }
+    }
+
+    /// Counts `r`, written after the records counted so far.
+    pub fn record(&mut self, r: &Record) {
+        let end = self
+            .chains
+            .entry(r.chain.clone())
+            .or_insert_with(|| ChainEnd {
+                chain: r.chain.clone(),
+                count: 0,
+                last: ChainHead::default(),
+            });
+        end.count += 1;
+        end.last = ChainHead::from(r);
+        self.count += 1;
+    }
+
+    /// Records counted, all chains.
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// Per chain: records counted and the last one.
+    pub fn chains(&self) -> impl Iterator<Item = &ChainEnd> {
+        self.chains.values()
+    }
+
+    /// The end line.
+    pub fn trailer(&self) -> ExportTrailer {
+        ExportTrailer {
+            sallyport_export_end: ExportEnd {
+                count: self.count,
+                last: None,
+                chains: self.chains.values().cloned().collect(),
+            },
+        }
+    }
+}
+
+/// The runs a header announces.
+fn header_runs(
+    version: u32,
+    anchor: Option<ChainHead>,
+    anchors: Vec<ChainMark>,
+) -> Result<BTreeMap<Option<String>, Run>, String> {
+    let mut runs = BTreeMap::new();
+    match version {
+        EXPORT_VERSION_SINGLE_CHAIN => {
+            let (Some(anchor), true) = (anchor, anchors.is_empty()) else {
+                return Err("a version 1 header has one `anchor` and no `anchors`".into());
+            };
+            runs.insert(None, Run::new(anchor));
+        }
+        EXPORT_VERSION => {
+            if anchor.is_some() {
+                return Err("a version 2 header has `anchors`, not `anchor`".into());
+            }
+            for mark in anchors {
+                if mark.chain.as_deref() == Some("") {
+                    return Err("the shared chain's anchor names it null, not \"\"".into());
+                }
+                let head = mark.head();
+                let label = chain_label(mark.chain.as_deref()).to_owned();
+                if runs.insert(mark.chain, Run::new(head)).is_some() {
+                    return Err(format!("chain {label} is anchored twice"));
+                }
+            }
+        }
+        other => {
+            return Err(format!(
+                "export format {other} is not supported (expected {EXPORT_VERSION_SINGLE_CHAIN} or {EXPORT_VERSION})"
+            ));
+        }
+    }
+    Ok(runs)
 }
 
 /// Verifies a whole export held in memory.
@@ -234,100 +582,5 @@ pub fn verify_export(text: &str) -> Result<ExportSummary, ExportError> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::audit::{Event, EventKind};
-
-    /// Records 1..=n, and an export of `from..=to` as text.
-    fn export(n: u64, from: u64, to: u64) -> String {
-        let mut head = ChainHead::default();
-        let mut records = Vec::new();
-        for i in 1..=n {
-            let e = Event::new(
-                Timestamp::from_millis(1_700_000_000_000 + i as i64),
-                "admin",
-                EventKind::UserEnabled {
-                    user: format!("u{i}").parse().unwrap(),
-                },
-            );
-            let r = head.append(&e);
-            head = ChainHead::from(&r);
-            records.push(r);
-        }
-        let anchor = match from {
-            1 => ChainHead::default(),
-            f => ChainHead::from(&records[(f - 2) as usize]),
-        };
-        let run: Vec<&Record> = records
-            .iter()
-            .filter(|r| r.seq >= from && r.seq <= to)
-            .collect();
-        let header = ExportHeader {
-            sallyport_export: EXPORT_VERSION,
-            anchor: anchor.clone(),
-            since: None,
-            until: None,
-            head: Some(head),
-            exported_at: None,
-        };
-        let mut out = serde_json::to_string(&header).unwrap() + "\n";
-        for r in &run {
-            out += &(serde_json::to_string(r).unwrap() + "\n");
-        }
-        let last = run.last().map_or(anchor, |r| ChainHead::from(*r));
-        let end = ExportTrailer {
-            sallyport_export_end: ExportEnd {
-                count: run.len() as u64,
-                last,
-            },
-        };
-        out + &serde_json::to_string(&end).unwrap() + "\n"
-    }
-
-    #[test]
-    fn an_intact_export_verifies() {
-        let s = verify_export(&export(10, 4, 8)).unwrap();
-        assert_eq!((s.anchor.seq, s.count, s.last.seq), (3, 5, 8));
-        let s = verify_export(&export(3, 1, 3)).unwrap();
-        assert_eq!((s.anchor.seq, s.count), (0, 3));
-        let empty = verify_export(&export(3, 3, 2)).unwrap();
-        assert_eq!(empty.count, 0);
-    }
-
-    #[test]
-    fn every_kind_of_tampering_is_named() {
-        let text = export(10, 4, 8);
-        let lines: Vec<&str> = text.lines().collect();
-        // A record removed from the middle.
-        let mut cut = lines.clone();
-        cut.remove(3);
-        let e = verify_export(&cut.join("\n")).unwrap_err();
-        assert_eq!(e.first_bad_seq(), Some(6), "{e}");
-        // The first record removed: it no longer follows the anchor.
-        let mut first = lines.clone();
-        first.remove(1);
-        let e = verify_export(&first.join("\n")).unwrap_err();
-        assert!(
-            matches!(e, ExportError::Anchor { seq: 5, anchor: 3 }),
-            "{e}"
-        );
-        // The end cut off.
-        let e = verify_export(&lines[..lines.len() - 2].join("\n")).unwrap_err();
-        assert_eq!(e, ExportError::MissingEnd);
-        // The last record removed, the end line kept: the end line no longer matches.
-        let mut tail = lines.clone();
-        tail.remove(lines.len() - 2);
-        let e = verify_export(&tail.join("\n")).unwrap_err();
-        assert!(matches!(e, ExportError::End { .. }), "{e}");
-        // An edit.
-        let edited = text.replace("\"u6\"", "\"u9\"");
-        let e = verify_export(&edited).unwrap_err();
-        assert_eq!(e.first_bad_seq(), Some(6), "{e}");
-        // Not an export at all.
-        assert!(matches!(
-            verify_export("hello\n").unwrap_err(),
-            ExportError::Malformed { line: 1, .. }
-        ));
-        assert!(verify_export("").is_err());
-    }
-}
+#[path = "export_tests.rs"]
+mod tests;

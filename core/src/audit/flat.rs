@@ -6,7 +6,7 @@
 //! ```text
 //!  Record{seq, id, time, event, code, version, actor, user, target, session, source,
 //!         data{grant, reason, …}, prev_hash, hash}
-//!    ──▶ {"event", "code", "version", "time", "seq", "id", "actor", "user", "source",
+//!    ──▶ {"event", "code", "version", "time", "seq", "chain", "id", "actor", "user", "source",
 //!         "target", "session", "instance", "hash", "prev_hash", "grant", "reason", …}
 //! ```
 //!
@@ -27,6 +27,7 @@ pub const ENVELOPE_FIELDS: &[&str] = &[
     "version",
     "time",
     "seq",
+    "chain",
     "id",
     "actor",
     "user",
@@ -50,6 +51,10 @@ pub fn flat_object(record: &Record, instance: &str) -> Map<String, Value> {
     m.insert("version".into(), Value::from(record.version));
     m.insert("time".into(), Value::from(record.time.to_rfc3339()));
     m.insert("seq".into(), Value::from(record.seq));
+    // The chain the seq and hashes belong to (a gateway instance); absent for the shared chain.
+    if let Some(chain) = &record.chain {
+        m.insert("chain".into(), Value::from(chain.as_str()));
+    }
     m.insert("id".into(), Value::from(record.id.as_str()));
     m.insert("actor".into(), Value::from(record.actor.as_str()));
     let optional = [

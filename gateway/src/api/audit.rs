@@ -6,7 +6,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use sallyport_core::api::{
-    AuditPage, AuditQuery, BacklogView, IssueToken, SinkBacklog, TokenView, VerifyView, WhoAmI,
+    AuditPage, AuditQuery, BacklogView, ChainHeadView, ChainVerifyView, ChainsView, IssueToken,
+    SinkBacklog, TokenView, VerifyView, WhoAmI,
 };
 use sallyport_core::audit::EventKind;
 use sallyport_core::model::{Role, UserState};
@@ -39,6 +40,20 @@ pub async fn search(
             ));
         }
     }
+    if let Some(c) = &q.chain {
+        // '' is the shared chain; otherwise an instance name as the config allows it.
+        let ok = c.len() <= 64
+            && c.chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '-' | '_' | '.'));
+        if !ok {
+            return Err(ApiError::invalid(
+                "chain is a gateway instance name (1-64 characters of A-Z a-z 0-9 - _ .), or empty for the shared chain",
+            ));
+        }
+    }
+    if q.after_chain_seq.is_some() && q.chain.is_none() {
+        return Err(ApiError::invalid("after_chain_seq needs chain"));
+    }
     let limit = q.limit.unwrap_or(100);
     if limit == 0 || limit > MAX_SEARCH_LIMIT {
         return Err(ApiError::invalid(format!(
@@ -47,7 +62,7 @@ pub async fn search(
     }
     let events = s.control.store().search_journal(&q).await?;
     let next_after_seq = if events.len() == limit as usize {
-        events.last().map(|r| r.seq)
+        events.last().and_then(|r| r.pos)
     } else {
         None
     };
@@ -57,19 +72,48 @@ pub async fn search(
     }))
 }
 
+/// Every chain's recorded head: the shared chain (if it has records) first, then one per
+/// gateway instance.
+pub async fn chains(
+    State(s): State<ApiState>,
+    caller: Caller,
+) -> Result<Json<ChainsView>, ApiError> {
+    caller.require(&[Role::Auditor, Role::Admin])?;
+    let chains = s
+        .control
+        .store()
+        .chain_heads()
+        .await?
+        .into_iter()
+        .map(|(chain, head)| ChainHeadView { chain, head })
+        .collect();
+    Ok(Json(ChainsView { chains }))
+}
+
 pub async fn verify(
     State(s): State<ApiState>,
     caller: Caller,
 ) -> Result<Json<VerifyView>, ApiError> {
     caller.require(&[Role::Auditor, Role::Admin])?;
     let outcome = s.control.store().verify_journal().await?;
+    let chains: Vec<ChainVerifyView> = outcome
+        .chains
+        .into_iter()
+        .map(|c| ChainVerifyView {
+            ok: c.error.is_none(),
+            count: c.summary.count,
+            head_seq: c.summary.head.seq,
+            head_hash: c.summary.head.hash,
+            first_bad_seq: c.error.as_ref().map(|e| e.first_bad_seq()),
+            recorded_head: c.recorded_head,
+            error: c.error,
+            chain: c.chain,
+        })
+        .collect();
     Ok(Json(VerifyView {
-        ok: outcome.error.is_none(),
-        count: outcome.summary.count,
-        head_seq: outcome.summary.head.seq,
-        head_hash: outcome.summary.head.hash,
-        first_bad_seq: outcome.error.as_ref().map(|e| e.first_bad_seq()),
-        error: outcome.error,
+        ok: chains.iter().all(|c| c.ok),
+        count: chains.iter().map(|c| c.count).sum(),
+        chains,
     }))
 }
 
@@ -79,7 +123,14 @@ pub async fn backlog(
 ) -> Result<Json<BacklogView>, ApiError> {
     caller.require(&[Role::Auditor, Role::Admin])?;
     let store = s.control.store();
-    let head_seq = store.journal_head().await?.seq;
+    // Per chain; `head_seq` is their sum (records in the journal, all chains).
+    let chains: Vec<sallyport_core::api::ChainHeadView> = store
+        .chain_heads()
+        .await?
+        .into_iter()
+        .map(|(chain, head)| sallyport_core::api::ChainHeadView { chain, head })
+        .collect();
+    let head_seq = chains.iter().map(|c| c.head.seq).sum();
     let now = sallyport_core::time::Timestamp::now();
     let sinks = store
         .sink_statuses()
@@ -88,6 +139,7 @@ pub async fn backlog(
         .map(|st| SinkBacklog {
             oldest_age_secs: st.oldest_pending.map(|t| t.until(now).as_secs()),
             sink: st.sink,
+            chain: st.chain,
             checkpoint_seq: st.checkpoint_seq,
             backlog_events: st.backlog_events,
             oldest_pending: st.oldest_pending,
@@ -99,7 +151,11 @@ pub async fn backlog(
             updated_at: st.updated_at,
         })
         .collect();
-    Ok(Json(BacklogView { head_seq, sinks }))
+    Ok(Json(BacklogView {
+        head_seq,
+        chains,
+        sinks,
+    }))
 }
 
 pub async fn issue_token(

@@ -78,6 +78,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/grants/{id}/revoke"),
     ("get", "/v1/audit/events"),
     ("post", "/v1/audit/verify"),
+    ("get", "/v1/audit/chains"),
     ("get", "/v1/audit/backlog"),
     ("post", "/v1/tokens"),
     ("get", "/v1/sessions"),
@@ -151,6 +152,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/grants/{id}/revoke", post(access::revoke_grant))
         .route("/v1/audit/events", get(audit::search))
         .route("/v1/audit/verify", post(audit::verify))
+        .route("/v1/audit/chains", get(audit::chains))
         .route("/v1/audit/backlog", get(audit::backlog))
         .route("/v1/tokens", post(audit::issue_token))
         .route("/v1/sessions", get(sessions::list))

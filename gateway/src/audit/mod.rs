@@ -6,8 +6,9 @@
 //!      up to 2,048 events per transaction (one head read, chained in memory) ──▶ journal
 //!  admin changes ──WriteTx::journal (same transaction as the change)──────────▶ journal
 //!                                                                                 │
-//!   one Shipper per sink:  checkpoint ─▶ read after it ─▶ flat JSON ─▶ batch::plan ─▶ Sink
-//!        ▲  (sink_checkpoints)                               │ quarantined ─▶ reported
+//!   one Shipper per sink, per chain it follows (the store's own, and the shared chain):
+//!        checkpoint ─▶ read after it ─▶ flat JSON ─▶ batch::plan ─▶ Sink
+//!        ▲  (sink_checkpoints, per (sink, chain))            │ quarantined ─▶ reported
 //!        └──────── advance after the sink accepts ◀──────────┘ rejected   ─▶ reported
 //! ```
 //!
@@ -19,7 +20,7 @@
 //! # Layout
 //!
 //! - `writer`: [`JournalWriter`], group commit with a bounded queue.
-//! - `shipper`: [`Shipper`], the per-sink loop (flush timer, retries, checkpoint).
+//! - `shipper`: [`Shipper`], the per-sink loop (flush timer, retries, a checkpoint per chain).
 //! - `backoff`: exponential backoff with jitter.
 //! - `cloudwatch`: [`CloudWatchSink`] (`PutLogEvents`, a stream per gateway instance).
 //! - `lines`: [`LinesSink`], JSON lines on stdout (or any async writer).

@@ -1,4 +1,8 @@
-use sallyport_core::audit::{ChainError, ChainHead, ChainSummary, Event, Record, Verifier};
+use std::collections::{BTreeMap, BTreeSet};
+
+use sallyport_core::audit::{
+    ChainError, ChainHead, ChainReport, ChainSet, Event, Record, GENESIS_HASH,
+};
 use sqlx::any::AnyRow;
 
 use super::rows::{int, opt_text, text, time};
@@ -7,17 +11,37 @@ use super::{seq_to_db, Backend, Store, StoreError, WriteTx};
 /// What to look for in the journal (the API's query, validated).
 pub type JournalSearch = sallyport_core::api::AuditQuery;
 
-/// The result of verifying the whole journal.
+/// The result of verifying the whole journal: one report per chain.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifyOutcome {
-    /// What verified, up to the first problem.
-    pub summary: ChainSummary,
-    /// The first problem, if any.
-    pub error: Option<ChainError>,
+    /// The shared chain first (if it has records), then each gateway instance's chain.
+    pub chains: Vec<ChainReport>,
 }
 
-const COLUMNS: &str =
-    "seq, id, time_ms, event, code, version, actor, user_name, target, session, source, data, prev_hash, hash";
+impl VerifyOutcome {
+    /// The first problem of the first broken chain, if any.
+    pub fn error(&self) -> Option<&ChainError> {
+        self.chains.iter().find_map(|c| c.error.as_ref())
+    }
+
+    /// The broken chains: (chain, problem).
+    pub fn broken(&self) -> impl Iterator<Item = (Option<&str>, &ChainError)> {
+        self.chains
+            .iter()
+            .filter_map(|c| c.error.as_ref().map(|e| (c.chain.as_deref(), e)))
+    }
+
+    /// Records checked, all chains.
+    pub fn count(&self) -> u64 {
+        self.chains.iter().map(|c| c.summary.count).sum()
+    }
+}
+
+/// The columns of a record; `seq` is the journal position, `chain_seq` the seq in its chain.
+const COLUMNS: &str = "seq, chain, chain_seq, id, time_ms, event, code, version, actor, user_name, target, session, source, data, prev_hash, hash";
+
+/// Binds per inserted row: [`COLUMNS`] and `instance`.
+const BINDS_PER_ROW: usize = 17;
 
 /// Records read per round trip while verifying.
 const VERIFY_PAGE: i64 = 2000;
@@ -25,8 +49,25 @@ const VERIFY_PAGE: i64 = 2000;
 /// Largest page a search returns.
 pub const MAX_SEARCH_LIMIT: u32 = 10_000;
 
-/// Rows per `INSERT` when journaling a group (15 binds each, well under every bind limit).
+/// Rows per `INSERT` when journaling a group (17 binds each, well under every bind limit).
 const ROWS_PER_INSERT: usize = 64;
+
+/// The `chain` column's value for a chain name (`''`: the shared chain).
+fn chain_key(chain: Option<&str>) -> String {
+    chain.unwrap_or_default().to_owned()
+}
+
+/// A chain name from the `chain` column.
+fn chain_name(key: String) -> Option<String> {
+    (!key.is_empty()).then_some(key)
+}
+
+fn to_seq(v: i64, what: &str) -> Result<u64, StoreError> {
+    u64::try_from(v).map_err(|_| StoreError::Corrupt {
+        what: what.to_owned(),
+        why: "negative sequence".into(),
+    })
+}
 
 impl WriteTx {
     /// Appends `event` to the journal inside this transaction.
@@ -38,38 +79,43 @@ impl WriteTx {
         })
     }
 
-    /// Appends `events`, in order, inside this transaction: the head is read (and on
-    /// PostgreSQL locked) once, the records are chained in memory and inserted
-    /// [`ROWS_PER_INSERT`] to a statement, and the head moves once.
+    /// Appends `events`, in order, to this store's chain (its instance's, or the shared chain
+    /// for a store without one) inside this transaction: the chain's head row is read (and on
+    /// PostgreSQL locked; no other chain's) once, the records are chained in memory, given
+    /// journal positions and inserted [`ROWS_PER_INSERT`] to a statement, and the head moves
+    /// once.
     pub async fn journal_many(&mut self, events: &[Event]) -> Result<Vec<Record>, StoreError> {
         if events.is_empty() {
             return Ok(Vec::new());
         }
-        let lock = match self.backend {
-            Backend::Postgres => " FOR UPDATE",
-            Backend::Sqlite => "",
-        };
-        let row = sqlx::query(&format!(
-            "SELECT seq, hash FROM journal_head WHERE id = 1{lock}"
-        ))
+        let chain = self.instance.clone();
+        let key = chain_key(chain.as_deref());
+        // Read the chain's head and lock its row in one round trip: the row is created by the
+        // chain's first append, and `DO UPDATE` (a no-op) locks it on PostgreSQL until commit
+        // (SQLite has one writer anyway). No other chain's row is touched.
+        let row = sqlx::query(
+            "INSERT INTO chain_heads (chain, seq, hash) VALUES ($1, 0, $2) \
+             ON CONFLICT (chain) DO UPDATE SET seq = chain_heads.seq RETURNING seq, hash",
+        )
+        .bind(key.clone())
+        .bind(GENESIS_HASH)
         .fetch_one(&mut *self.tx)
         .await?;
         let mut head = ChainHead {
-            seq: u64::try_from(int(&row, "seq")?).map_err(|_| StoreError::Corrupt {
-                what: "journal head".into(),
-                why: "negative sequence".into(),
-            })?,
+            seq: to_seq(int(&row, "seq")?, "journal head")?,
             hash: text(&row, "hash")?,
         };
+        let positions = self.positions(events.len()).await?;
         let mut records = Vec::with_capacity(events.len());
-        for event in events {
-            let record = head.append(event);
+        for (event, pos) in events.iter().zip(positions) {
+            let mut record = head.append_to(chain.as_deref(), event);
+            record.pos = Some(pos);
             head = ChainHead::from(&record);
             records.push(record);
         }
         // Numbered `$n` placeholders for PostgreSQL. SQLite gets anonymous `?` (bound in order):
         // sqlx looks up each numbered parameter's name, which SQLite finds by a linear scan, so
-        // numbered parameters make a 896-parameter statement cost O(n²).
+        // numbered parameters make a 1,088-parameter statement cost O(n²).
         let backend = self.backend;
         let placeholder = |n: usize| match backend {
             Backend::Postgres => format!("${n}"),
@@ -78,7 +124,9 @@ impl WriteTx {
         for group in records.chunks(ROWS_PER_INSERT) {
             let values: Vec<String> = (0..group.len())
                 .map(|i| {
-                    let cols: Vec<String> = (1..=15).map(|c| placeholder(i * 15 + c)).collect();
+                    let cols: Vec<String> = (1..=BINDS_PER_ROW)
+                        .map(|c| placeholder(i * BINDS_PER_ROW + c))
+                        .collect();
                     format!("({})", cols.join(", "))
                 })
                 .collect();
@@ -89,6 +137,8 @@ impl WriteTx {
             let mut query = sqlx::query(&sql);
             for r in group {
                 query = query
+                    .bind(seq_to_db(r.pos.unwrap_or_default()))
+                    .bind(key.clone())
                     .bind(seq_to_db(r.seq))
                     .bind(r.id.clone())
                     .bind(r.time.as_millis())
@@ -107,13 +157,44 @@ impl WriteTx {
             }
             query.execute(&mut *self.tx).await?;
         }
-        sqlx::query("UPDATE journal_head SET seq = $1, hash = $2 WHERE id = 1")
+        sqlx::query("UPDATE chain_heads SET seq = $1, hash = $2 WHERE chain = $3")
             .bind(seq_to_db(head.seq))
             .bind(head.hash.clone())
+            .bind(key)
             .execute(&mut *self.tx)
             .await?;
         self.last_seq = Some(head.seq);
         Ok(records)
+    }
+
+    /// `n` new journal positions, ascending. PostgreSQL: from the `audit_position` sequence
+    /// (no lock; positions may commit out of order across chains). SQLite: after the largest
+    /// (one writer at a time).
+    async fn positions(&mut self, n: usize) -> Result<Vec<u64>, StoreError> {
+        let count = i64::try_from(n).unwrap_or(i64::MAX);
+        match self.backend {
+            Backend::Postgres => {
+                let rows = sqlx::query(
+                    "SELECT nextval('audit_position') AS pos FROM generate_series(1, $1)",
+                )
+                .bind(count)
+                .fetch_all(&mut *self.tx)
+                .await?;
+                let mut out = rows
+                    .iter()
+                    .map(|r| to_seq(int(r, "pos")?, "journal position"))
+                    .collect::<Result<Vec<_>, _>>()?;
+                out.sort_unstable();
+                Ok(out)
+            }
+            Backend::Sqlite => {
+                let row = sqlx::query("SELECT COALESCE(MAX(seq), 0) AS pos FROM audit_events")
+                    .fetch_one(&mut *self.tx)
+                    .await?;
+                let last = to_seq(int(&row, "pos")?, "journal position")?;
+                Ok((1..=n as u64).map(|i| last + i).collect())
+            }
+        }
     }
 }
 
@@ -126,45 +207,81 @@ impl Store {
         Ok(r)
     }
 
-    /// The journal's head as recorded.
+    /// The head of the chain this store appends to (its instance's, or the shared chain).
     pub async fn journal_head(&self) -> Result<ChainHead, StoreError> {
-        let row = sqlx::query("SELECT seq, hash FROM journal_head WHERE id = 1")
-            .fetch_one(self.pool())
-            .await?;
-        Ok(ChainHead {
-            seq: u64::try_from(int(&row, "seq")?).unwrap_or(0),
-            hash: text(&row, "hash")?,
-        })
+        Ok(self.chain_head(self.instance()).await?.unwrap_or_default())
     }
 
-    /// Up to `limit` records after `after_seq`, in sequence order (what sinks ship next).
+    /// The recorded head of `chain` (`None`: the shared chain), if it has one.
+    pub async fn chain_head(&self, chain: Option<&str>) -> Result<Option<ChainHead>, StoreError> {
+        let row = sqlx::query("SELECT seq, hash FROM chain_heads WHERE chain = $1")
+            .bind(chain_key(chain))
+            .fetch_optional(self.pool())
+            .await?;
+        row.map(|row| {
+            Ok(ChainHead {
+                seq: to_seq(int(&row, "seq")?, "journal head")?,
+                hash: text(&row, "hash")?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Every chain's recorded head: the shared chain's if it has records, and each gateway
+    /// instance's that has journaled.
+    pub async fn chain_heads(&self) -> Result<BTreeMap<Option<String>, ChainHead>, StoreError> {
+        let rows = sqlx::query("SELECT chain, seq, hash FROM chain_heads ORDER BY chain")
+            .fetch_all(self.pool())
+            .await?;
+        let mut heads = BTreeMap::new();
+        for row in &rows {
+            let chain = chain_name(text(row, "chain")?);
+            let head = ChainHead {
+                seq: to_seq(int(row, "seq")?, "journal head")?,
+                hash: text(row, "hash")?,
+            };
+            if chain.is_some() || head.seq > 0 {
+                heads.insert(chain, head);
+            }
+        }
+        Ok(heads)
+    }
+
+    /// Up to `limit` records after journal position `after_pos`, in position order, all chains.
+    /// On PostgreSQL a position can commit after a larger one: follow chains with
+    /// [`Store::chain_after`] to miss nothing.
     pub async fn journal_after(
         &self,
-        after_seq: u64,
+        after_pos: u64,
         limit: usize,
     ) -> Result<Vec<Record>, StoreError> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM audit_events WHERE seq > $1 ORDER BY seq LIMIT $2"
         ))
-        .bind(seq_to_db(after_seq))
+        .bind(seq_to_db(after_pos))
         .bind(limit)
         .fetch_all(self.pool())
         .await?;
         rows.iter().map(record_from_row).collect()
     }
 
-    /// Like [`Store::journal_after`], with the instance that journaled each record (`None` for
-    /// records from before migration 0007, or journaled by a store without an instance).
-    pub async fn journal_after_with_origin(
+    /// Up to `limit` records of `chain` (`None`: the shared chain) after its seq `after_seq`,
+    /// in the chain's order, each with the instance that journaled it (`None` for records
+    /// from before migration 0007, or journaled by a store without an instance). A chain's
+    /// records commit in its order, so a reader following one this way misses nothing.
+    pub async fn chain_after(
         &self,
+        chain: Option<&str>,
         after_seq: u64,
         limit: usize,
     ) -> Result<Vec<(Record, Option<String>)>, StoreError> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = sqlx::query(&format!(
-            "SELECT {COLUMNS}, instance FROM audit_events WHERE seq > $1 ORDER BY seq LIMIT $2"
+            "SELECT {COLUMNS}, instance FROM audit_events WHERE chain = $1 AND chain_seq > $2 \
+             ORDER BY chain_seq LIMIT $3"
         ))
+        .bind(chain_key(chain))
         .bind(seq_to_db(after_seq))
         .bind(limit)
         .fetch_all(self.pool())
@@ -174,7 +291,8 @@ impl Store {
             .collect()
     }
 
-    /// Records matching `q`, oldest first, at most `q.limit` (default 100, at most 10,000).
+    /// Records matching `q`, in journal position order, at most `q.limit` (default 100, at
+    /// most 10,000).
     pub async fn search_journal(&self, q: &JournalSearch) -> Result<Vec<Record>, StoreError> {
         let mut sql = format!("SELECT {COLUMNS} FROM audit_events WHERE 1 = 1");
         let mut binds: Vec<Bind> = Vec::new();
@@ -215,6 +333,14 @@ impl Store {
             let n = next(Bind::Int(seq_to_db(s)), &mut binds);
             sql.push_str(&format!(" AND seq > ${n}"));
         }
+        if let Some(c) = &q.chain {
+            let n = next(Bind::Text(c.clone()), &mut binds);
+            sql.push_str(&format!(" AND chain = ${n}"));
+            if let Some(s) = q.after_chain_seq {
+                let n = next(Bind::Int(seq_to_db(s)), &mut binds);
+                sql.push_str(&format!(" AND chain_seq > ${n}"));
+            }
+        }
         let limit = q.limit.unwrap_or(100).clamp(1, MAX_SEARCH_LIMIT);
         sql.push_str(&format!(" ORDER BY seq LIMIT {limit}"));
         let mut query = sqlx::query(&sql);
@@ -228,27 +354,29 @@ impl Store {
         rows.iter().map(record_from_row).collect()
     }
 
-    /// Walks the journal in sequence order up to the head read at the start, checks the chain,
-    /// then that it ends exactly at that head. Records appended meanwhile are left for the next
-    /// run, so a busy gateway never makes an intact journal look broken.
+    /// Verifies every chain: reads the recorded heads, walks the journal in position order
+    /// checking each chain up to its head, then that each ends exactly at its head. Records
+    /// appended meanwhile (past a head, or of a chain begun meanwhile) are left for the next
+    /// run, so busy gateways never make an intact journal look broken.
     pub async fn verify_journal(&self) -> Result<VerifyOutcome, StoreError> {
-        let head = self.journal_head().await?;
-        let mut verifier = Verifier::from_genesis();
+        let heads = self.chain_heads().await?;
+        let mut set = ChainSet::from_genesis();
+        // Chains without a head when the run began: broken (`Headless`) unless their head
+        // turns up by the end (a gateway's first append, committed meanwhile).
+        let mut headless = ChainSet::from_genesis();
         let mut after: i64 = 0;
-        let last = seq_to_db(head.seq);
         loop {
             let rows = sqlx::query(&format!(
-                "SELECT {COLUMNS} FROM audit_events WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT {VERIFY_PAGE}"
+                "SELECT {COLUMNS} FROM audit_events WHERE seq > $1 ORDER BY seq LIMIT {VERIFY_PAGE}"
             ))
             .bind(after)
-            .bind(last)
             .fetch_all(self.pool())
             .await?;
             if rows.is_empty() {
                 break;
             }
             for row in &rows {
-                let seq = int(row, "seq")?;
+                after = int(row, "seq")?;
                 let record = match record_from_row(row) {
                     Ok(r) => r,
                     // A row whose columns no longer decode was edited by hand.
@@ -256,38 +384,38 @@ impl Store {
                         StoreError::Corrupt { .. }
                         | StoreError::Database(sqlx::Error::ColumnDecode { .. }),
                     ) => {
-                        let seq = u64::try_from(seq).unwrap_or(0);
-                        return Ok(VerifyOutcome {
-                            summary: verifier.finish(),
-                            error: Some(ChainError::Altered { seq }),
-                        });
+                        let chain = opt_text(row, "chain").ok().flatten().and_then(chain_name);
+                        let seq = int(row, "chain_seq")
+                            .ok()
+                            .and_then(|s| u64::try_from(s).ok());
+                        set.fail(
+                            chain,
+                            ChainError::Altered {
+                                seq: seq.unwrap_or(0),
+                            },
+                        );
+                        continue;
                     }
                     Err(e) => return Err(e),
                 };
-                after = seq;
-                if let Err(e) = verifier.push(&record) {
-                    return Ok(VerifyOutcome {
-                        summary: verifier.finish(),
-                        error: Some(e),
-                    });
+                match heads.get(&record.chain) {
+                    Some(head) if record.seq > head.seq => {}
+                    Some(_) => set.push(&record),
+                    None => headless.push(&record),
                 }
             }
         }
-        let summary = verifier.finish();
-        let error = if summary.head.seq < head.seq {
-            Some(ChainError::Truncated {
-                head_seq: head.seq,
-                last_seq: summary.head.seq,
-            })
-        } else if summary.head != head {
-            Some(ChainError::BrokenLink {
-                seq: head.seq,
-                prev: summary.head.seq,
-            })
-        } else {
-            None
-        };
-        Ok(VerifyOutcome { summary, error })
+        let mut chains = set.finish(&heads);
+        let now = self.chain_heads().await?;
+        let begun: BTreeSet<&Option<String>> = now.keys().collect();
+        chains.extend(
+            headless
+                .finish(&BTreeMap::new())
+                .into_iter()
+                .filter(|r| !begun.contains(&r.chain)),
+        );
+        chains.sort_by(|a, b| a.chain.cmp(&b.chain));
+        Ok(VerifyOutcome { chains })
     }
 }
 
@@ -297,16 +425,17 @@ enum Bind {
 }
 
 fn record_from_row(row: &AnyRow) -> Result<Record, StoreError> {
-    let seq = int(row, "seq")?;
+    let pos = int(row, "seq")?;
     let corrupt = |why: &str| StoreError::Corrupt {
-        what: format!("journal record {seq}"),
+        what: format!("journal record at position {pos}"),
         why: why.to_owned(),
     };
     let data: serde_json::Value =
         serde_json::from_str(&text(row, "data")?).map_err(|_| corrupt("data is not JSON"))?;
     Ok(Record {
-        chain: None,
-        seq: u64::try_from(seq).map_err(|_| corrupt("negative sequence"))?,
+        chain: chain_name(text(row, "chain")?),
+        seq: u64::try_from(int(row, "chain_seq")?).map_err(|_| corrupt("negative sequence"))?,
+        pos: Some(u64::try_from(pos).map_err(|_| corrupt("negative position"))?),
         id: text(row, "id")?,
         time: time(row, "time_ms")?,
         event: text(row, "event")?,

@@ -155,7 +155,57 @@ impl Store {
     /// Applies pending migrations.
     pub async fn migrate(&self) -> Result<(), StoreError> {
         MIGRATOR.run(&self.pool).await?;
+        if self.backend == Backend::Postgres {
+            self.ensure_position_sequence().await?;
+        }
         Ok(())
+    }
+
+    /// PostgreSQL hands out journal positions from a sequence, so appends to different chains
+    /// never wait for each other (the one-dialect migrations cannot create it). Created once,
+    /// never behind the positions already used. A gateway starting beside running ones only
+    /// reads: no lock that appends could queue behind (one gateway's stuck append must not
+    /// stall the others through a start-up). Creating it, gateways take turns on an advisory
+    /// lock that nothing else uses.
+    async fn ensure_position_sequence(&self) -> Result<(), StoreError> {
+        if self.position_sequence_ready().await? {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext('sallyport.audit_position'))")
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("CREATE SEQUENCE IF NOT EXISTS audit_position")
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "SELECT setval('audit_position', GREATEST(1, m), m > 0) FROM (SELECT GREATEST( \
+             (SELECT COALESCE(MAX(seq), 0) FROM audit_events), \
+             (SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM audit_position)) AS m) AS t",
+        )
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Whether `audit_position` exists and is not behind the journal's positions.
+    async fn position_sequence_ready(&self) -> Result<bool, StoreError> {
+        let row = sqlx::query(
+            "SELECT CASE WHEN to_regclass('audit_position') IS NULL THEN 0 ELSE 1 END AS present",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        if rows::int(&row, "present")? == 0 {
+            return Ok(false);
+        }
+        let row = sqlx::query(
+            "SELECT CASE WHEN (SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM audit_position) \
+             >= (SELECT COALESCE(MAX(seq), 0) FROM audit_events) THEN 1 ELSE 0 END AS ready",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(rows::int(&row, "ready")? == 1)
     }
 
     /// Which backend this is.
