@@ -23,7 +23,7 @@ use crate::control::{self, Actor, Control, ControlError};
 use crate::secrets::GatewaySecrets;
 use crate::ssh::observers::SessionObservers;
 use crate::ssh::{SshService, SshSettings};
-use crate::store::{Store, StoreError};
+use crate::store::{Journaled, Store, StoreError};
 use crate::tls::{ApiTls, TlsError};
 
 /// Why the gateway could not start.
@@ -325,8 +325,15 @@ impl Gateway {
         let stop = EventKind::GatewayStopped {
             instance: self.instance.clone(),
         };
-        if let Err(e) = self.control.record(&Actor::system(), stop).await {
-            tracing::error!(cause = %e, "could not journal the stop");
+        // Spooled like session events when the database is out of reach (journaled by the next
+        // start's drain), so an outage cannot hide that the gateway stopped.
+        let stop = Actor::system().event(stop);
+        match self.control.store().journal_or_spool(&stop).await {
+            Ok(Journaled::Committed(_)) => {}
+            Ok(Journaled::Spooled) => {
+                tracing::warn!("database unreachable: the stop is spooled locally");
+            }
+            Err(e) => tracing::error!(cause = %e, "could not journal the stop"),
         }
         // The writer ends once every handle is gone and its queue is written.
         drop(self.journal);

@@ -63,7 +63,8 @@ impl Actor {
         }
     }
 
-    fn event(&self, kind: EventKind) -> Event {
+    /// The event `kind` done by this actor, now.
+    pub fn event(&self, kind: EventKind) -> Event {
         Event::new(Timestamp::now(), self.name.clone(), kind)
             .with_source(self.source.map(|s| s.to_string()))
     }

@@ -395,11 +395,20 @@ async fn run(
                     }
                     last_contact = Instant::now();
                     next_resync = last_contact + period;
-                    match control.store().drain_spool().await {
-                        Ok(0) => {}
-                        Ok(n) => tracing::info!(events = n, "spooled audit events journaled"),
-                        Err(e) => {
-                            tracing::warn!(cause = %e, "draining the audit spool failed; will retry")
+                    // Bounded: events arriving meanwhile wait for the spool.
+                    let drained =
+                        tokio::time::timeout(opts.query_timeout, control.store().drain_spool())
+                            .await;
+                    match drained {
+                        Ok(Ok(0)) => {}
+                        Ok(Ok(n)) => tracing::info!(events = n, "spooled audit events journaled"),
+                        Ok(Err(e)) => {
+                            tracing::warn!(cause = %e, "draining the audit spool failed; will retry");
+                            next_resync = Instant::now() + opts.degraded_resync_interval;
+                        }
+                        Err(_) => {
+                            tracing::warn!("draining the audit spool timed out; will retry");
+                            next_resync = Instant::now() + opts.degraded_resync_interval;
                         }
                     }
                 }
@@ -459,7 +468,20 @@ async fn run(
                 }
             }
             () = tokio::time::sleep_until(wake) => {}
+            // Audit events were spooled (the database did not answer a journal write): try to
+            // reach it, and drain, within the degraded interval rather than the healthy one.
+            () = spooled(&control) => {
+                next_resync = next_resync.min(Instant::now() + opts.degraded_resync_interval);
+            }
         }
+    }
+}
+
+/// Resolves when the store's spool took events; never if it has no spool.
+async fn spooled(control: &Control) {
+    match control.store().spool() {
+        Some(spool) => spool.spooled().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -15,18 +15,19 @@
 //!
 //! An event is acknowledged only once it is committed or fsync'd here, so a crash loses nothing
 //! acknowledged. Events keep their id, time, actor, source and session; they are chained when
-//! drained (after whatever other gateways journaled meanwhile). Only whole lines count: a line
+//! drained, into this gateway's chain. Only whole lines count: a line
 //! torn by a crash during its write was never acknowledged and is skipped with a warning.
 //! The file holds what sessions did (no key material); it is mode 0600 in the state directory.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use sallyport_core::audit::{Event, EventKind};
 use sallyport_core::time::Timestamp;
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use tokio::io::AsyncWriteExt;
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, Notify};
 
 use super::{Store, StoreError};
 
@@ -35,6 +36,11 @@ pub const SPOOL_FILE: &str = "audit-spool.jsonl";
 
 /// Ids looked up per query while draining.
 const IDS_PER_QUERY: usize = 500;
+
+/// How long an event waits for the database before it is spooled instead. A stopped server
+/// refuses connections, and the pool retries those until its own acquire timeout (10 s): an SSH
+/// handshake must not wait that long for its audit record.
+pub const JOURNAL_ATTEMPT: Duration = Duration::from_secs(2);
 
 /// What became of an event handed to [`Store::journal_or_spool`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,6 +56,8 @@ pub enum Journaled {
 pub struct Spool {
     path: PathBuf,
     pending: Mutex<usize>,
+    /// Woken when events are spooled, so the resync loop drains soon (`spooled`).
+    spooled: Notify,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -77,12 +85,19 @@ impl Spool {
         Ok(Self {
             path,
             pending: Mutex::new(pending),
+            spooled: Notify::new(),
         })
     }
 
     /// The file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Resolves once events have been spooled since the last call (a permit is kept if nobody
+    /// waits): the resync loop then tries to reach the database and drain soon.
+    pub async fn spooled(&self) {
+        self.spooled.notified().await;
     }
 
     /// Events waiting.
@@ -122,6 +137,7 @@ impl Spool {
             .await
             .map_err(|e| spool_error(&self.path, e))?;
         *pending += events.len();
+        self.spooled.notify_one();
         Ok(())
     }
 
@@ -177,6 +193,18 @@ fn spool_error(path: &Path, e: std::io::Error) -> StoreError {
     }
 }
 
+/// Runs a journal operation for at most [`JOURNAL_ATTEMPT`]; running out of time is reported as
+/// the pool timing out (unreachable). A transaction cut short is rolled back; one whose commit
+/// was already on its way may have committed: its events are then spooled too, and the drain
+/// recognises them by id.
+pub(crate) async fn bounded<T>(
+    op: impl std::future::Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    tokio::time::timeout(JOURNAL_ATTEMPT, op)
+        .await
+        .unwrap_or(Err(StoreError::Database(sqlx::Error::PoolTimedOut)))
+}
+
 /// Whether `e` means the database could not be reached (rather than refusing the statement).
 pub fn is_unreachable(e: &StoreError) -> bool {
     match e {
@@ -212,9 +240,26 @@ impl Store {
         self.spool.get()
     }
 
+    /// Runs a write that is not the journal (the `ssh_sessions` row) on the access path: at
+    /// once unreachable while audit events are spooled (the database did not answer), else
+    /// bounded by [`JOURNAL_ATTEMPT`] like a journal write.
+    pub async fn write_on_access_path<T>(
+        &self,
+        op: impl std::future::Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        if let Some(spool) = self.spool() {
+            if spool.pending().await > 0 {
+                return Err(StoreError::Database(sqlx::Error::PoolTimedOut));
+            }
+        }
+        bounded(op).await
+    }
+
     /// Journals `event`, or, if the database is out of reach and a spool is enabled, spools
-    /// it durably. While the spool holds anything, new events go after it (draining first),
-    /// so this gateway's events keep their order.
+    /// it durably. A database that does not answer within [`JOURNAL_ATTEMPT`] counts as out of
+    /// reach. While the spool holds anything, new events go straight after it (this gateway's
+    /// events keep their order, and only the first event of an outage waits); the resync loop
+    /// drains it once the database answers again.
     pub async fn journal_or_spool(&self, event: &Event) -> Result<Journaled, StoreError> {
         let Some(spool) = self.spool() else {
             return self
@@ -224,17 +269,14 @@ impl Store {
         };
         let mut pending = spool.pending.lock().await;
         if *pending > 0 {
-            if let Err(e) = self.drain_locked(spool, &mut pending).await {
-                if !is_unreachable(&e) {
-                    tracing::error!(cause = %e, "draining the audit spool failed");
-                }
-                spool
-                    .append(&mut pending, std::slice::from_ref(event))
-                    .await?;
-                return Ok(Journaled::Spooled);
-            }
+            // Behind what is spooled already, and without waiting for the database: the resync
+            // loop drains the spool as soon as it reaches it.
+            spool
+                .append(&mut pending, std::slice::from_ref(event))
+                .await?;
+            return Ok(Journaled::Spooled);
         }
-        match self.append_event(event).await {
+        match bounded(self.append_event(event)).await {
             Ok(r) => Ok(Journaled::Committed(Box::new(r))),
             Err(e) if is_unreachable(&e) => {
                 tracing::warn!(cause = %e, event = %event.kind.name(), "database unreachable: audit event spooled locally");

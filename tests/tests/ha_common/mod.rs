@@ -1,5 +1,6 @@
 //! What the HA suites share: two in-process gateways (`gw-a`, `gw-b`) on one real PostgreSQL
-//! database (the harness's shared server, a database of the test's own), one target `sshd`,
+//! database (the harness's shared server, or with [`Ha::start_on`] a server of the test's own;
+//! a database of the test's own either way), one target `sshd`,
 //! and an OpenSSH client configuration that can jump through either.
 //!
 //! ```text
@@ -80,8 +81,15 @@ fn new_key() -> PrivateKey {
 }
 
 impl Ha {
+    /// The pair on a database of its own on the harness's shared server.
     pub async fn start(opts: HaOptions) -> Ha {
         let server = PgServer::shared().unwrap_or_else(|e| panic!("{e:#}"));
+        Ha::start_on(server, opts).await
+    }
+
+    /// The pair on a database of its own on `server` (e.g. a server of the test's own, that
+    /// the test stops and restarts; `server` is only borrowed while the pair starts).
+    pub async fn start_on(server: &PgServer, opts: HaOptions) -> Ha {
         let url = server.fresh_database().unwrap();
         let relay = if opts.cut {
             Some(TcpCut::start(SocketAddr::from(([127, 0, 0, 1], server.port()))).await)
