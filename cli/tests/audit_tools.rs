@@ -42,16 +42,11 @@ async fn chain_head(h: &Harness, chain: &str) -> u64 {
         .unwrap()
 }
 
-/// `audit verify --file PATH` with an unreachable gateway: it must not need one.
-async fn offline(h: &Harness, path: &std::path::Path) -> common::Run {
-    let path = path.to_str().unwrap();
-    h.run_with(
-        "https://127.0.0.1:1",
-        &h.ca,
-        None,
-        &["audit", "verify", "--file", path],
-    )
-    .await
+/// `audit verify --file PATH [ARGS]` with an unreachable gateway: it must not need one.
+async fn offline(h: &Harness, path: &std::path::Path, args: &[&str]) -> common::Run {
+    let mut all = vec!["audit", "verify", "--file", path.to_str().unwrap()];
+    all.extend_from_slice(args);
+    h.run_with("https://127.0.0.1:1", &h.ca, None, &all).await
 }
 
 /// The gateway's database opened as another gateway (`Some(instance)`) or as a tool that
@@ -133,7 +128,7 @@ async fn tail_backlog_export_and_offline_verify() {
         "{}",
         out.stdout
     );
-    let ok = offline(&h, &all).await.ok();
+    let ok = offline(&h, &all, &[]).await.ok();
     let text = std::fs::read_to_string(&all).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     let records = lines.len() - 2;
@@ -174,23 +169,7 @@ async fn tail_backlog_export_and_offline_verify() {
     let anchor = &header["anchors"][0];
     assert_eq!(anchor["chain"], "dev", "{header}");
     assert!(anchor["seq"].as_u64().unwrap() >= 1, "{header}");
-    let json = h
-        .run_with(
-            "https://127.0.0.1:1",
-            &h.ca,
-            None,
-            &[
-                "audit",
-                "verify",
-                "--file",
-                part.to_str().unwrap(),
-                "-o",
-                "json",
-            ],
-        )
-        .await
-        .ok()
-        .json();
+    let json = offline(&h, &part, &["-o", "json"]).await.ok().json();
     let verified = &json["chains"][0];
     assert_eq!(verified["chain"], "dev", "{json}");
     assert_eq!(verified["anchor"]["seq"], anchor["seq"], "{json}");
@@ -201,16 +180,18 @@ async fn tail_backlog_export_and_offline_verify() {
     let edited = text.replacen("\"ben\"", "\"eve\"", 1);
     assert_ne!(edited, text);
     std::fs::write(&bad, edited).unwrap();
-    offline(&h, &bad)
+    offline(&h, &bad, &[])
         .await
         .fails(8, "BROKEN export")
         .fails(8, "in chain dev at seq");
     let mut removed = lines.clone();
     removed.remove(3);
     std::fs::write(&bad, removed.join("\n")).unwrap();
-    offline(&h, &bad).await.fails(8, "in chain dev at seq 3");
+    offline(&h, &bad, &[])
+        .await
+        .fails(8, "in chain dev at seq 3");
     std::fs::write(&bad, lines[..lines.len() - 1].join("\n")).unwrap();
-    offline(&h, &bad).await.fails(8, "no end line");
+    offline(&h, &bad, &[]).await.fails(8, "no end line");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -338,7 +319,7 @@ async fn several_chains_verify_search_and_export() {
         "{}",
         out.stdout
     );
-    let ok = offline(&h, &all).await.ok();
+    let ok = offline(&h, &all, &[]).await.ok();
     assert!(
         ok.stdout
             .starts_with(&format!("OK: {} events in 3 chains\n", dev_head + 7)),
@@ -365,23 +346,7 @@ async fn several_chains_verify_search_and_export() {
     ])
     .await
     .ok();
-    let summary = h
-        .run_with(
-            "https://127.0.0.1:1",
-            &h.ca,
-            None,
-            &[
-                "audit",
-                "verify",
-                "--file",
-                part.to_str().unwrap(),
-                "-o",
-                "json",
-            ],
-        )
-        .await
-        .ok()
-        .json();
+    let summary = offline(&h, &part, &["-o", "json"]).await.ok().json();
     let by_chain: BTreeMap<String, (u64, u64, u64)> = summary["chains"]
         .as_array()
         .unwrap()
@@ -414,7 +379,7 @@ async fn several_chains_verify_search_and_export() {
     assert_ne!(moved, text);
     let bad = dir.path().join("bad.jsonl");
     std::fs::write(&bad, moved).unwrap();
-    let run = offline(&h, &bad).await.fails(8, "BROKEN export");
+    let run = offline(&h, &bad, &[]).await.fails(8, "BROKEN export");
     assert!(
         run.stderr.contains("in chain dev at seq ") || run.stderr.contains("in chain gw-b at seq "),
         "{}",
@@ -673,7 +638,7 @@ async fn tail_follow_misses_nothing_across_chains() {
     h.admin(&["audit", "export", "--out", file.to_str().unwrap()])
         .await
         .ok();
-    let ok = offline(&h, &file).await.ok();
+    let ok = offline(&h, &file, &[]).await.ok();
     assert!(ok.stdout.contains(" events in 4 chains\n"), "{}", ok.stdout);
     for line in [
         "chain gw-b: seq 1..88 (88 records)",
