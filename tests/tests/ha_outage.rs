@@ -183,6 +183,17 @@ async fn a_database_outage_keeps_the_last_snapshot_then_fails_closed_and_loses_n
         assert!(Instant::now() < deadline, "B's spool was not drained");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // The live session ended during the outage, when its row could not be written: the drain
+    // completed it from the journal. (Sessions that started during the outage have no row.)
+    let listed_live: Vec<(String,)> =
+        sqlx::query_as("SELECT id FROM ssh_sessions WHERE ended_at IS NULL")
+            .fetch_all(&ha.db)
+            .await
+            .unwrap();
+    assert!(
+        listed_live.is_empty(),
+        "sessions that ended are still listed live: {listed_live:?}"
+    );
     let verified = ha.ca().store().verify_journal().await.unwrap();
     assert_eq!(verified.error(), None, "{verified:?}");
     ha.shutdown().await;

@@ -349,6 +349,21 @@ impl Store {
         }
         let count = fresh.len();
         tx.journal_many(&fresh).await?;
+        // A session that ended while its row could not be written (the database was out of
+        // reach) has its end recorded now, with the journal's time and reason, in the same
+        // transaction; a row written meanwhile is left as it is.
+        for e in &fresh {
+            if let (EventKind::SshSessionEnded { reason, .. }, Some(id)) = (&e.kind, &e.session) {
+                sqlx::query(
+                    "UPDATE ssh_sessions SET ended_at = $2, end_reason = $3 WHERE id = $1 AND ended_at IS NULL",
+                )
+                .bind(id.clone())
+                .bind(e.time.as_millis())
+                .bind(reason.clone())
+                .execute(&mut *tx.tx)
+                .await?;
+            }
+        }
         tx.commit().await?;
         spool.clear(pending).await?;
         tracing::info!(
