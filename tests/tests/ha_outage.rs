@@ -184,7 +184,7 @@ async fn a_database_outage_keeps_the_last_snapshot_then_fails_closed_and_loses_n
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // The live session ended during the outage, when its row could not be written: the drain
-    // completed it from the journal. (Sessions that started during the outage have no row.)
+    // completed it from the journal.
     let listed_live: Vec<(String,)> =
         sqlx::query_as("SELECT id FROM ssh_sessions WHERE ended_at IS NULL")
             .fetch_all(&ha.db)
@@ -193,6 +193,25 @@ async fn a_database_outage_keeps_the_last_snapshot_then_fails_closed_and_loses_n
     assert!(
         listed_live.is_empty(),
         "sessions that ended are still listed live: {listed_live:?}"
+    );
+    // Every session has its row, also the one that began during the outage (written from its
+    // spooled ssh.session.start when B drained).
+    let started: BTreeSet<String> = ha
+        .events("ssh.session.start")
+        .await
+        .into_iter()
+        .filter_map(|r| r.session)
+        .collect();
+    let rows: BTreeSet<String> = sqlx::query_as::<_, (String,)>("SELECT id FROM ssh_sessions")
+        .fetch_all(&ha.db)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(id,)| id)
+        .collect();
+    assert_eq!(
+        rows, started,
+        "ssh_sessions rows against the journal's sessions"
     );
     let verified = ha.ca().store().verify_journal().await.unwrap();
     assert_eq!(verified.error(), None, "{verified:?}");

@@ -42,7 +42,7 @@ impl EventKind {
             EventKind::ShipQuarantined { .. } => ("audit.ship.quarantined", "L1002W", 2),
             EventKind::SshAuthSucceeded { .. } => ("ssh.auth.success", "S1001I", 1),
             EventKind::SshAuthFailed { .. } => ("ssh.auth.failure", "S1002W", 1),
-            EventKind::SshSessionStarted { .. } => ("ssh.session.start", "S1010I", 1),
+            EventKind::SshSessionStarted { .. } => ("ssh.session.start", "S1010I", 2),
             EventKind::SshSessionEnded { .. } => ("ssh.session.end", "S1011I", 1),
             EventKind::SshSessionKillRequested { .. } => ("ssh.session.kill", "S1012I", 1),
             EventKind::SshTunnelOpened { .. } => ("ssh.tunnel.open", "S1020I", 1),
@@ -156,7 +156,8 @@ impl EventKind {
             | EventKind::SshRecordingStarted { target, .. }
             | EventKind::SshRecordingEnded { target, .. }
             | EventKind::SshObserverGap { target, .. } => Some(target.to_string()),
-            EventKind::SshRecordingViewed { target, .. } => target.as_ref().map(|t| t.to_string()),
+            EventKind::SshRecordingViewed { target, .. }
+            | EventKind::SshSessionStarted { target, .. } => target.as_ref().map(|t| t.to_string()),
             _ => None,
         }
     }

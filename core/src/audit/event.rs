@@ -267,6 +267,15 @@ pub enum EventKind {
         user: UserName,
         /// The client's version string, as sent (printable ASCII, at most 128 characters).
         client: String,
+        /// `jump` (`ssh -J`) or `proxy` (`login@target@gateway`); absent in version 1.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        mode: Option<String>,
+        /// Proxy mode: the target the gateway logs in to.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        target: Option<TargetName>,
+        /// Proxy mode: the remote login.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        login: Option<Login>,
     },
     /// An authenticated SSH session ended.
     #[serde(rename = "ssh.session.end")]

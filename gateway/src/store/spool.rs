@@ -349,19 +349,48 @@ impl Store {
         }
         let count = fresh.len();
         tx.journal_many(&fresh).await?;
-        // A session that ended while its row could not be written (the database was out of
-        // reach) has its end recorded now, with the journal's time and reason, in the same
-        // transaction; a row written meanwhile is left as it is.
+        // The `ssh_sessions` rows of sessions that began or ended while the database was out
+        // of reach (their rows were not waited for), from the events, in the same transaction:
+        // a start inserts the row unless it exists, an end completes a row not ended yet.
         for e in &fresh {
-            if let (EventKind::SshSessionEnded { reason, .. }, Some(id)) = (&e.kind, &e.session) {
-                sqlx::query(
-                    "UPDATE ssh_sessions SET ended_at = $2, end_reason = $3 WHERE id = $1 AND ended_at IS NULL",
-                )
-                .bind(id.clone())
-                .bind(e.time.as_millis())
-                .bind(reason.clone())
-                .execute(&mut *tx.tx)
-                .await?;
+            let Some(id) = &e.session else {
+                continue;
+            };
+            match &e.kind {
+                EventKind::SshSessionStarted {
+                    user,
+                    client,
+                    mode: Some(mode),
+                    target,
+                    login,
+                } => {
+                    sqlx::query(
+                        "INSERT INTO ssh_sessions (id, instance, user_name, source, mode, target, login, client, started_at, recorded) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0) ON CONFLICT (id) DO NOTHING",
+                    )
+                    .bind(id.clone())
+                    .bind(self.instance().unwrap_or_default().to_owned())
+                    .bind(user.to_string())
+                    .bind(e.source.clone().unwrap_or_default())
+                    .bind(mode.clone())
+                    .bind(target.as_ref().map(ToString::to_string))
+                    .bind(login.as_ref().map(ToString::to_string))
+                    .bind(client.clone())
+                    .bind(e.time.as_millis())
+                    .execute(&mut *tx.tx)
+                    .await?;
+                }
+                EventKind::SshSessionEnded { reason, .. } => {
+                    sqlx::query(
+                        "UPDATE ssh_sessions SET ended_at = $2, end_reason = $3 WHERE id = $1 AND ended_at IS NULL",
+                    )
+                    .bind(id.clone())
+                    .bind(e.time.as_millis())
+                    .bind(reason.clone())
+                    .execute(&mut *tx.tx)
+                    .await?;
+                }
+                _ => {}
             }
         }
         tx.commit().await?;

@@ -320,9 +320,18 @@ impl SessionTask {
             return;
         };
         let user = active.identity.user.clone();
+        // What the session's `ssh_sessions` row needs, so that the row can be written from the
+        // event when the spool drains (the database was out of reach when the session began).
+        let (mode, target, login) = match &active.proxy {
+            Some(dest) => ("proxy", Some(dest.target.clone()), Some(dest.login.clone())),
+            None => ("jump", None, None),
+        };
         let kind = EventKind::SshSessionStarted {
             user: user.clone(),
             client: client.clone(),
+            mode: Some(mode.to_owned()),
+            target,
+            login,
         };
         self.journal(user.as_str(), kind).await;
         self.book_start(&client).await;
