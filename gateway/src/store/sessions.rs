@@ -2,12 +2,13 @@
 //! instance that runs it, listed by auditors.
 
 use sallyport_core::api::{SessionQuery, SessionView};
+use sallyport_core::audit::{Event, EventKind};
 use sallyport_core::model::{Login, TargetName, UserName};
 use sallyport_core::time::Timestamp;
 use sqlx::any::AnyRow;
 
 use super::rows::{int, opt_text, opt_time, parse, text, time};
-use super::{Store, StoreError};
+use super::{Store, StoreError, WriteTx};
 
 /// Most sessions one listing returns.
 pub const MAX_SESSION_LIMIT: u32 = 1000;
@@ -48,20 +49,63 @@ pub struct SessionStart {
     pub started_at: Timestamp,
 }
 
-impl Store {
-    /// Records a session's start.
-    pub async fn session_started(&self, s: &SessionStart) -> Result<(), StoreError> {
+impl SessionStart {
+    /// The start `event` (`ssh.session.start` of session `event.session`) records, journaled by
+    /// `instance`; `None` for another event, or one from before version 2 (no mode).
+    pub(crate) fn from_event(event: &Event, instance: &str) -> Option<Self> {
+        let EventKind::SshSessionStarted {
+            user,
+            client,
+            mode: Some(mode),
+            target,
+            login,
+        } = &event.kind
+        else {
+            return None;
+        };
+        let mode = match (mode.as_str(), target, login) {
+            ("jump", _, _) => SessionMode::Jump,
+            ("proxy", Some(target), Some(login)) => SessionMode::Proxy {
+                target: target.clone(),
+                login: login.clone(),
+            },
+            _ => return None,
+        };
+        Some(Self {
+            id: event.session.clone()?,
+            instance: instance.to_owned(),
+            user: user.clone(),
+            source: event.source.clone().unwrap_or_default(),
+            mode,
+            client: client.clone(),
+            started_at: event.time,
+        })
+    }
+}
+
+impl WriteTx {
+    /// Inserts a session's row. With `keep_existing`, a row already there is left as it is;
+    /// without, it is a conflict.
+    pub(crate) async fn insert_session(
+        &mut self,
+        s: &SessionStart,
+        keep_existing: bool,
+    ) -> Result<(), StoreError> {
         let (mode, target, login) = match &s.mode {
             SessionMode::Jump => ("jump", None, None),
             SessionMode::Proxy { target, login } => {
                 ("proxy", Some(target.to_string()), Some(login.to_string()))
             }
         };
-        let mut tx = self.write().await?;
-        sqlx::query(
+        let on_conflict = if keep_existing {
+            " ON CONFLICT (id) DO NOTHING"
+        } else {
+            ""
+        };
+        sqlx::query(&format!(
             "INSERT INTO ssh_sessions (id, instance, user_name, source, mode, target, login, client, started_at, recorded) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0)",
-        )
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0){on_conflict}"
+        ))
         .bind(s.id.clone())
         .bind(s.instance.clone())
         .bind(s.user.to_string())
@@ -71,9 +115,36 @@ impl Store {
         .bind(login)
         .bind(s.client.clone())
         .bind(s.started_at.as_millis())
-        .execute(&mut *tx.tx)
+        .execute(&mut *self.tx)
         .await
         .map_err(|e| StoreError::conflict_or(e, "session", &s.id))?;
+        Ok(())
+    }
+
+    /// Records a session's end (once: a second end changes nothing).
+    pub(crate) async fn end_session(
+        &mut self,
+        id: &str,
+        ended_at: Timestamp,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE ssh_sessions SET ended_at = $2, end_reason = $3 WHERE id = $1 AND ended_at IS NULL",
+        )
+        .bind(id.to_owned())
+        .bind(ended_at.as_millis())
+        .bind(reason.to_owned())
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+}
+
+impl Store {
+    /// Records a session's start.
+    pub async fn session_started(&self, s: &SessionStart) -> Result<(), StoreError> {
+        let mut tx = self.write().await?;
+        tx.insert_session(s, false).await?;
         tx.commit().await
     }
 
@@ -85,14 +156,7 @@ impl Store {
         reason: &str,
     ) -> Result<(), StoreError> {
         let mut tx = self.write().await?;
-        sqlx::query(
-            "UPDATE ssh_sessions SET ended_at = $2, end_reason = $3 WHERE id = $1 AND ended_at IS NULL",
-        )
-        .bind(id.to_owned())
-        .bind(ended_at.as_millis())
-        .bind(reason.to_owned())
-        .execute(&mut *tx.tx)
-        .await?;
+        tx.end_session(id, ended_at, reason).await?;
         tx.commit().await
     }
 

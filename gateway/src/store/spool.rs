@@ -29,7 +29,7 @@ use sqlx::Row;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::{Mutex, Notify};
 
-use super::{Store, StoreError};
+use super::{SessionStart, Store, StoreError};
 
 /// The spool file's name in the state directory.
 pub const SPOOL_FILE: &str = "audit-spool.jsonl";
@@ -352,45 +352,14 @@ impl Store {
         // The `ssh_sessions` rows of sessions that began or ended while the database was out
         // of reach (their rows were not waited for), from the events, in the same transaction:
         // a start inserts the row unless it exists, an end completes a row not ended yet.
+        let instance = self.instance().unwrap_or_default();
         for e in &fresh {
-            let Some(id) = &e.session else {
-                continue;
-            };
-            match &e.kind {
-                EventKind::SshSessionStarted {
-                    user,
-                    client,
-                    mode: Some(mode),
-                    target,
-                    login,
-                } => {
-                    sqlx::query(
-                        "INSERT INTO ssh_sessions (id, instance, user_name, source, mode, target, login, client, started_at, recorded) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0) ON CONFLICT (id) DO NOTHING",
-                    )
-                    .bind(id.clone())
-                    .bind(self.instance().unwrap_or_default().to_owned())
-                    .bind(user.to_string())
-                    .bind(e.source.clone().unwrap_or_default())
-                    .bind(mode.clone())
-                    .bind(target.as_ref().map(ToString::to_string))
-                    .bind(login.as_ref().map(ToString::to_string))
-                    .bind(client.clone())
-                    .bind(e.time.as_millis())
-                    .execute(&mut *tx.tx)
-                    .await?;
-                }
-                EventKind::SshSessionEnded { reason, .. } => {
-                    sqlx::query(
-                        "UPDATE ssh_sessions SET ended_at = $2, end_reason = $3 WHERE id = $1 AND ended_at IS NULL",
-                    )
-                    .bind(id.clone())
-                    .bind(e.time.as_millis())
-                    .bind(reason.clone())
-                    .execute(&mut *tx.tx)
-                    .await?;
-                }
-                _ => {}
+            if let Some(start) = SessionStart::from_event(e, instance) {
+                tx.insert_session(&start, true).await?;
+            } else if let (EventKind::SshSessionEnded { reason, .. }, Some(id)) =
+                (&e.kind, &e.session)
+            {
+                tx.end_session(id, e.time, reason).await?;
             }
         }
         tx.commit().await?;
