@@ -489,9 +489,13 @@ async fn the_chain_api() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tail_follow_prints_new_events() {
-    let h = Harness::start().await;
+/// `sallyport audit tail -n 1 -f -o json` as the admin, and its output's lines.
+fn tail_follow(
+    h: &Harness,
+) -> (
+    tokio::process::Child,
+    tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+) {
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_sallyport"))
         .env_clear()
         .env("SALLYPORT_GATEWAY", &h.url)
@@ -502,7 +506,14 @@ async fn tail_follow_prints_new_events() {
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    (child, lines)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tail_follow_prints_new_events() {
+    let h = Harness::start().await;
+    let (mut child, mut lines) = tail_follow(&h);
     let first: Value = serde_json::from_str(&lines.next_line().await.unwrap().unwrap()).unwrap();
     h.admin(&["user", "add", "zed", "--role", "auditor"])
         .await
@@ -538,17 +549,7 @@ async fn tail_follow_misses_nothing_across_chains() {
         secrets: None,
     })
     .await;
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_sallyport"))
-        .env_clear()
-        .env("SALLYPORT_GATEWAY", &h.url)
-        .env("SALLYPORT_CA_CERT", &h.ca)
-        .env("SALLYPORT_TOKEN", &h.admin)
-        .args(["audit", "tail", "-n", "1", "-f", "-o", "json"])
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut child, mut lines) = tail_follow(&h);
     // The first line: the tail has read where every chain stands.
     let first: Record = serde_json::from_str(&lines.next_line().await.unwrap().unwrap()).unwrap();
     assert_eq!(first.chain.as_deref(), Some("gw-a"));
